@@ -1,0 +1,108 @@
+//! Write weft flows and tasks in Rust.
+//!
+//! A flow is a function marked `#[weft::flow]` in a crate built as a
+//! WebAssembly component (`crate-type = ["cdylib"]`, target
+//! `wasm32-wasip2`). Its functions marked `#[weft::task]` are recorded as task
+//! runs, retried and cached by the host. This crate is the only dependency a
+//! guest needs besides `serde`: it carries the WIT bindings.
+//!
+//! ```no_run
+//! use serde::Deserialize;
+//!
+//! /// Parameters of the ETL flow.
+//! #[derive(Deserialize, weft::JsonSchema)]
+//! struct Params {
+//!     /// How many items to extract.
+//!     #[serde(default = "three")]
+//!     count: u32,
+//! }
+//!
+//! fn three() -> u32 {
+//!     3
+//! }
+//!
+//! #[weft::task(retries = 3, retry_delay = "1s")]
+//! fn extract(count: u32) -> Result<Vec<u32>, String> {
+//!     Ok((1..=count).collect())
+//! }
+//!
+//! #[weft::task]
+//! fn transform(data: Vec<u32>) -> Vec<u32> {
+//!     data.into_iter().map(|x| x * 10).collect()
+//! }
+//!
+//! #[weft::task]
+//! fn load(data: &[u32]) {
+//!     weft::info!("Here's your data: {:?}", data; rows = data.len());
+//! }
+//!
+//! #[weft::flow]
+//! fn etl(params: Params) -> Result<Vec<u32>, String> {
+//!     let ctx = weft::context();
+//!     weft::debug!("starting"; run = ctx.flow_run_id(), attempt = ctx.attempt());
+//!     let data = transform(extract(params.count)?);
+//!     load(&data);
+//!     Ok(data)
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! Build it with `cargo build --target wasm32-wasip2 --release` and run the
+//! `.wasm` file with `weft run target/wasm32-wasip2/release/etl.wasm -p count=3`.
+//!
+//! # The flow function
+//!
+//! `#[weft::flow]` takes a function of zero or one argument. The argument's
+//! type `P` implements `serde::Deserialize` and [`JsonSchema`]; the function
+//! returns `Result<R, E>` (with `R: Serialize` and `E: Display`) or a plain
+//! `R`. The macro generates the component's export, decodes the parameters
+//! (naming the field that is wrong when they do not decode), encodes the
+//! result as JSON, and embeds `P`'s JSON Schema in the `weft:parameters-schema`
+//! custom section and the function's name in `weft:flow-name`, so the host
+//! validates parameters before it runs anything. A component has one flow.
+//!
+//! # Tasks
+//!
+//! `#[weft::task]` wraps a function (any arguments; it returns `Result<T, E>`
+//! or a plain `T`, with `T: Serialize + DeserializeOwned`). Each call opens a
+//! task run on the host, which the run's records and logs show. Options:
+//!
+//! - `retries = N`: retry a failed attempt up to N times (only errors that are
+//!   retryable: any error except [`Error::fatal`]). The arguments must be
+//!   `Clone` so that every attempt gets them.
+//! - `retry_delay = "2s"` or `retry_delay = ["1s", "10s", "1m"]`: the wait
+//!   before each retry (the last one repeats); an integer means seconds.
+//! - `timeout = "30s"`: an attempt that runs longer ends the flow run as
+//!   failed (code in a component cannot be interrupted on its own).
+//! - `cache_key = <expression>`: a string built from the arguments; a later
+//!   call with the same key in the same flow run returns the recorded result
+//!   without running the body.
+//!
+//! # Logging
+//!
+//! [`info!`], [`warn!`], [`error!`], [`debug!`] and [`trace!`] take a
+//! `format!` string, then optional key/value fields after a `;`. Anything the
+//! guest prints to stdout or stderr is captured into the run's logs too.
+
+// The bindings refer to this crate as `::weft`, as guests do.
+extern crate self as weft;
+
+mod context;
+mod error;
+mod log;
+mod schema;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use context::{Context, context};
+pub use error::Error;
+pub use log::{Level, log};
+pub use schema::{Field, JsonSchema, Schema};
+pub use weft_sdk_macros::{JsonSchema, flow, task};
+
+/// serde, re-exported for the macros and for guests that want to name it.
+pub use serde;
+/// serde_json, re-exported: parameters and results cross the boundary as JSON.
+pub use serde_json;

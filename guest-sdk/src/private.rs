@@ -1,0 +1,127 @@
+//! What the macros expand to. Not a public API: names here change without
+//! notice.
+
+use std::any::Any;
+use std::fmt::Display;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+#[path = "bindings.rs"]
+pub mod bindings;
+
+pub use bindings::exports::weft::flow::flow_entry::Guest as FlowEntry;
+pub use bindings::weft::flow::tasks::TaskOptions;
+pub use bindings::weft::flow::types::Error as WitError;
+pub use crate::schema::{Field, NO_PARAMETERS, Schema, json_bytes, json_len};
+pub use wit_bindgen;
+
+use bindings::weft::flow::tasks::{self, BeginOutcome, NextStep};
+
+/// Turns any displayable error into the WIT error; `weft::Error` keeps its
+/// retry decision, anything else is retryable.
+pub fn to_wit_error<E: Display + 'static>(error: &E) -> WitError {
+    match (error as &dyn Any).downcast_ref::<crate::Error>() {
+        Some(e) => WitError { message: e.message().to_owned(), retryable: e.is_retryable() },
+        None => WitError { message: error.to_string(), retryable: true },
+    }
+}
+
+/// Decodes the parameters object. Errors name the field that is wrong.
+pub fn parameters<P: DeserializeOwned>(json: &str) -> Result<P, WitError> {
+    let mut de = serde_json::Deserializer::from_str(json);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = if path == "." || path.is_empty() {
+            format!("invalid parameters: {inner}")
+        } else {
+            format!("invalid parameters: parameter `{path}`: {inner}")
+        };
+        WitError { message, retryable: false }
+    })
+}
+
+/// Encodes a flow result as JSON.
+pub fn result<R: Serialize>(value: &R) -> Result<String, WitError> {
+    serde_json::to_string(value).map_err(|e| WitError {
+        message: format!("the flow's result cannot be written as JSON: {e}"),
+        retryable: false,
+    })
+}
+
+/// Builds task options from the `#[task]` arguments.
+pub fn task_options(
+    retries: u32,
+    retry_delays_ms: &[u64],
+    timeout_ms: Option<u64>,
+    cache_key: Option<String>,
+) -> TaskOptions {
+    TaskOptions { retries, retry_delays_ms: retry_delays_ms.to_vec(), timeout_ms, cache_key }
+}
+
+/// Opens a task run; `Err(value)` is a cached result that decoded.
+fn begin<T: DeserializeOwned>(name: &str, options: &TaskOptions) -> Result<String, T> {
+    match tasks::begin(name, options) {
+        BeginOutcome::Run(id) => Ok(id),
+        BeginOutcome::Cached(json) => match serde_json::from_str(&json) {
+            Ok(value) => Err(value),
+            // The cached value was written by an older version of the task
+            // with another return type: run it afresh, without the cache.
+            Err(_) => match tasks::begin(name, &TaskOptions { cache_key: None, ..options.clone() }) {
+                BeginOutcome::Run(id) => Ok(id),
+                BeginOutcome::Cached(_) => unreachable!("the host returned a cached result without a cache key"),
+            },
+        },
+    }
+}
+
+/// Runs a task whose body returns `Result`: records it, retries it as the
+/// host decides, and returns a cached result when there is one.
+pub fn run_task_result<T, E>(name: &str, options: TaskOptions, mut body: impl FnMut() -> Result<T, E>) -> Result<T, E>
+where
+    T: Serialize + DeserializeOwned,
+    E: Display + 'static,
+{
+    let id = match begin::<T>(name, &options) {
+        Ok(id) => id,
+        Err(cached) => return Ok(cached),
+    };
+    loop {
+        let outcome = body();
+        let report = match &outcome {
+            Ok(value) => encode(value),
+            Err(error) => Err(to_wit_error(error)),
+        };
+        match tasks::end(&id, report.as_ref().map(String::as_str)) {
+            NextStep::Finish => return outcome,
+            NextStep::Retry => continue,
+        }
+    }
+}
+
+/// Runs a task whose body cannot fail (other than by panicking).
+pub fn run_task_value<T>(name: &str, options: TaskOptions, body: impl FnOnce() -> T) -> T
+where
+    T: Serialize + DeserializeOwned,
+{
+    let id = match begin::<T>(name, &options) {
+        Ok(id) => id,
+        Err(cached) => return cached,
+    };
+    let value = body();
+    tasks::end(&id, encode(&value).as_ref().map(String::as_str));
+    value
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<String, WitError> {
+    serde_json::to_string(value).map_err(|e| WitError {
+        message: format!("the task's result cannot be written as JSON: {e}"),
+        retryable: false,
+    })
+}
+
+/// The parameters of a flow that takes none: only `{}` decodes.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoParameters {}

@@ -1,0 +1,113 @@
+//! `weft run`: run a flow component once, here, now.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::terminal::{LogFormat, TerminalLogs};
+use super::{CommandError, EXIT_FAILED};
+use crate::engine::{Engine, EngineConfig, Limits};
+use crate::model::{FlowRunOutcome, Level, Parameters, parse_assignment};
+use crate::runner::{FlowRunRequest, run_flow};
+
+/// Run a flow component once, in this process, and print its result.
+///
+/// Logs stream to stderr as the flow writes them; the result (JSON) is
+/// printed on stdout. Exit status: 0 when the run Completed, 1 when it
+/// Failed, 2 on bad usage or bad input (nothing was run).
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  weft run hello.wasm -p name=Arthur\n  weft run etl.wasm --params-file params.json --timeout 5m --memory 512MiB")]
+pub struct RunArgs {
+    /// The flow: a WebAssembly component file (`.wasm`).
+    #[arg(value_name = "FLOW")]
+    flow: PathBuf,
+
+    /// A parameter, as KEY=VALUE. The value is read as JSON when it parses as
+    /// JSON (10, true, ["a"]) and as text otherwise, or always as text when the
+    /// flow declares the parameter a string. Repeatable; overrides --params-file.
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
+    params: Vec<String>,
+
+    /// A JSON file holding an object of parameters.
+    #[arg(long, value_name = "FILE")]
+    params_file: Option<PathBuf>,
+
+    /// Wall-clock limit for the run, such as 30s, 5m or 1h.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    timeout: Duration,
+
+    /// Memory limit for the guest, such as 64MiB or 1GiB.
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    memory: u64,
+
+    /// Fuel limit (roughly, WebAssembly instructions executed). Off by default.
+    #[arg(long, value_name = "UNITS")]
+    fuel: Option<u64>,
+
+    /// How log lines are written to stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+
+    /// The least severe log level shown: trace, debug, info, warn or error.
+    #[arg(long, value_name = "LEVEL", default_value = "info", value_parser = parse_level)]
+    log_level: Level,
+}
+
+pub(super) async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
+    let source = args.flow.display().to_string();
+    let bytes = std::fs::read(&args.flow)
+        .map_err(|e| CommandError(format!("cannot read flow component `{source}`: {e}")))?;
+    let engine = Engine::new(&EngineConfig { fuel: args.fuel.is_some() })?;
+    let flow = engine.load_flow(&bytes, &source)?;
+
+    let mut parameters = Parameters::new();
+    if let Some(path) = &args.params_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CommandError(format!("cannot read parameters file `{}`: {e}", path.display())))?;
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            CommandError(format!("parameters file `{}` is not valid JSON: {e}", path.display()))
+        })?;
+        let serde_json::Value::Object(map) = value else {
+            return Err(CommandError(format!(
+                "parameters file `{}` must hold a JSON object such as {{\"name\": \"Marvin\"}}",
+                path.display()
+            )));
+        };
+        parameters = map;
+    }
+    let schema = flow.parameters_schema().map(|s| s.schema());
+    for assignment in &args.params {
+        let (key, value) = parse_assignment(flow.name(), assignment, schema)?;
+        parameters.insert(key, value);
+    }
+
+    let mut request = FlowRunRequest::with_parameters(&flow, parameters)?;
+    request.limits = Limits { timeout: args.timeout, memory: args.memory, fuel: args.fuel };
+    let logs = Arc::new(TerminalLogs::new(args.log_format, args.log_level, flow.name()));
+    let report = run_flow(&engine, &flow, request, logs).await;
+    match report.outcome {
+        FlowRunOutcome::Completed { result } => {
+            println!("{result}");
+            Ok(ExitCode::SUCCESS)
+        }
+        FlowRunOutcome::Failed { .. } => Ok(ExitCode::from(EXIT_FAILED)),
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (write a duration such as 30s, 5m or 1h)"))
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    text.parse::<bytesize::ByteSize>()
+        .map(|size| size.as_u64())
+        .map_err(|e| format!("{e} (write a size such as 64MiB or 1GiB)"))
+}
+
+fn parse_level(text: &str) -> Result<Level, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_lowercase()))
+        .map_err(|_| "expected one of trace, debug, info, warn, error".to_owned())
+}

@@ -1,0 +1,81 @@
+//! Log lines on a terminal: human-readable with level colours (colours only
+//! on a tty), or JSON lines.
+
+use std::io::Write;
+
+use anstyle::{AnsiColor, Style};
+
+use crate::model::{Level, LogLine, LogSink, LogSource};
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per log line, coloured on a terminal.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Writes a run's log lines to stderr as they come.
+pub struct TerminalLogs {
+    format: LogFormat,
+    min_level: Level,
+    flow_name: String,
+}
+
+impl TerminalLogs {
+    pub fn new(format: LogFormat, min_level: Level, flow_name: &str) -> Self {
+        TerminalLogs { format, min_level, flow_name: flow_name.to_owned() }
+    }
+}
+
+fn level_style(level: Level) -> Style {
+    let color = match level {
+        Level::Trace => AnsiColor::BrightBlack,
+        Level::Debug => AnsiColor::Blue,
+        Level::Info => AnsiColor::Green,
+        Level::Warn => AnsiColor::Yellow,
+        Level::Error => AnsiColor::Red,
+    };
+    Style::new().fg_color(Some(color.into())).bold()
+}
+
+impl LogSink for TerminalLogs {
+    fn emit(&self, line: LogLine) {
+        if line.level < self.min_level {
+            return;
+        }
+        let mut out = anstream::stderr().lock();
+        // A closed stderr is no reason to stop the run.
+        let _ = match self.format {
+            LogFormat::Json => match serde_json::to_string(&line) {
+                Ok(json) => writeln!(out, "{json}"),
+                Err(_) => Ok(()),
+            },
+            LogFormat::Human => {
+                let time = humantime::format_rfc3339_millis(line.time).to_string();
+                let clock = time.get(11..23).unwrap_or(&time);
+                let dim = Style::new().dimmed();
+                let style = level_style(line.level);
+                let mut origin = self.flow_name.clone();
+                if let Some(task) = &line.task_name {
+                    origin.push('/');
+                    origin.push_str(task);
+                }
+                match line.source {
+                    LogSource::Stdout => origin.push_str(" (stdout)"),
+                    LogSource::Stderr => origin.push_str(" (stderr)"),
+                    LogSource::Flow | LogSource::Weft => {}
+                }
+                let mut text = format!(
+                    "{dim}{clock}{dim:#} {style}{:<5}{style:#} {dim}{origin} |{dim:#} {}",
+                    line.level, line.message
+                );
+                for (key, value) in &line.fields {
+                    text.push_str(&format!(" {dim}{key}={dim:#}{value}"));
+                }
+                writeln!(out, "{text}")
+            }
+        };
+    }
+}

@@ -1,0 +1,176 @@
+//! `weft:flow/tasks`: task runs of in-component tasks (`begin`/`end`, with
+//! retries and the in-run cache), and calls to task components.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use wasmtime::component::Resource;
+
+use super::RunState;
+use super::bindings::weft::flow::tasks::{BeginOutcome, Host, HostSubmittedTask, NextStep, SubmittedTask, TaskOptions};
+use super::bindings::weft::flow::types::Error as WitError;
+use crate::engine::LimitExceeded;
+use crate::model::{Level, LogSource, State, TaskRun, new_id};
+
+/// The task runs of one flow run.
+#[derive(Default)]
+pub(crate) struct TaskRuns {
+    /// Every task run, in the order they began.
+    records: Vec<TaskRun>,
+    /// Open task runs, innermost last.
+    open: Vec<OpenTask>,
+    /// Results by cache key.
+    cache: HashMap<String, String>,
+}
+
+struct OpenTask {
+    /// Index into `records`.
+    record: usize,
+    options: TaskOptions,
+    /// When the current attempt must end, if the task has a timeout.
+    deadline: Option<Instant>,
+}
+
+impl TaskRuns {
+    /// The innermost open task run: (id, name).
+    pub(crate) fn current(&self) -> Option<(&str, &str)> {
+        self.open.last().map(|t| {
+            let record = &self.records[t.record];
+            (record.id.as_str(), record.name.as_str())
+        })
+    }
+
+    /// The timeout of an open task run that has passed, if any.
+    pub(crate) fn timed_out(&self, now: Instant) -> Option<LimitExceeded> {
+        self.open.iter().find(|t| t.deadline.is_some_and(|d| now >= d)).map(|t| LimitExceeded::TaskTimeout {
+            task: self.records[t.record].name.clone(),
+            timeout: Duration::from_millis(t.options.timeout_ms.unwrap_or_default()),
+        })
+    }
+
+    /// Closes the task runs still open when the flow run ended: their state
+    /// is the flow run's failure.
+    pub(crate) fn finish(mut self, reason: Option<&str>) -> Vec<TaskRun> {
+        let now = SystemTime::now();
+        for open in self.open.drain(..) {
+            let record = &mut self.records[open.record];
+            record.state = State::Failed;
+            record.ended = Some(now);
+            record.error = Some(reason.unwrap_or("the flow run ended while the task run was open").to_owned());
+        }
+        self.records
+    }
+
+    fn attribution(&self) -> Option<(String, String)> {
+        self.current().map(|(id, name)| (id.to_owned(), name.to_owned()))
+    }
+}
+
+fn attempt_deadline(options: &TaskOptions) -> Option<Instant> {
+    options.timeout_ms.map(|ms| Instant::now() + Duration::from_millis(ms))
+}
+
+impl Host for RunState {
+    async fn begin(&mut self, name: String, options: TaskOptions) -> wasmtime::Result<BeginOutcome> {
+        let cached = options.cache_key.as_ref().and_then(|key| self.tasks.cache.get(key)).cloned();
+        let id = new_id();
+        let now = SystemTime::now();
+        let mut record = TaskRun {
+            id: id.clone(),
+            name,
+            state: State::Running,
+            attempts: 0,
+            cached: false,
+            cache_key: options.cache_key.clone(),
+            started: now,
+            ended: None,
+            error: None,
+        };
+        if let Some(result) = cached {
+            record.state = State::Completed;
+            record.cached = true;
+            record.ended = Some(now);
+            self.tasks.records.push(record);
+            return Ok(BeginOutcome::Cached(result));
+        }
+        self.tasks.records.push(record);
+        let deadline = attempt_deadline(&options);
+        self.tasks.open.push(OpenTask { record: self.tasks.records.len() - 1, options, deadline });
+        self.log.set_task(self.tasks.attribution());
+        Ok(BeginOutcome::Run(id))
+    }
+
+    async fn end(&mut self, task_run_id: String, outcome: Result<String, WitError>) -> wasmtime::Result<NextStep> {
+        let Some(position) = self.tasks.open.iter().rposition(|t| self.tasks.records[t.record].id == task_run_id) else {
+            // Only a guest that does not follow the protocol gets here.
+            return Err(wasmtime::Error::msg(format!(
+                "the guest ended task run `{task_run_id}`, which is not open (weft:flow/tasks.end called without begin)"
+            )));
+        };
+        let open = &mut self.tasks.open[position];
+        let record = &mut self.tasks.records[open.record];
+        record.attempts += 1;
+        match outcome {
+            Ok(result) => {
+                record.state = State::Completed;
+                if let Some(key) = &record.cache_key {
+                    self.tasks.cache.insert(key.clone(), result);
+                }
+            }
+            Err(error) if error.retryable && record.attempts <= open.options.retries => {
+                let delays = &open.options.retry_delays_ms;
+                let delay = delays.get(record.attempts as usize - 1).or(delays.last()).copied().unwrap_or(0);
+                let message = format!(
+                    "Task run `{}` attempt {} failed: {}; retrying in {}",
+                    record.name,
+                    record.attempts,
+                    error.message,
+                    humantime::format_duration(Duration::from_millis(delay))
+                );
+                record.error = Some(error.message);
+                self.log.emit(Level::Warn, LogSource::Weft, message, Vec::new());
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                let open = &mut self.tasks.open[position];
+                open.deadline = attempt_deadline(&open.options);
+                return Ok(NextStep::Retry);
+            }
+            Err(error) => {
+                record.state = State::Failed;
+                record.error = Some(error.message);
+            }
+        }
+        record.ended = Some(SystemTime::now());
+        self.tasks.open.remove(position);
+        self.log.set_task(self.tasks.attribution());
+        Ok(NextStep::Finish)
+    }
+
+    async fn call(&mut self, name: String, _input: String) -> wasmtime::Result<Result<String, WitError>> {
+        Ok(Err(no_task_components(&name)))
+    }
+
+    async fn submit(&mut self, name: String, _input: String) -> wasmtime::Result<Result<Resource<SubmittedTask>, WitError>> {
+        Ok(Err(no_task_components(&name)))
+    }
+}
+
+impl HostSubmittedTask for RunState {
+    async fn wait(&mut self, task: Resource<SubmittedTask>) -> wasmtime::Result<Result<String, WitError>> {
+        // `submit` never hands one out, so no guest can hold one.
+        Err(wasmtime::Error::msg(format!("unknown submitted task (handle {})", task.rep())))
+    }
+
+    async fn drop(&mut self, _task: Resource<SubmittedTask>) -> wasmtime::Result<()> {
+        Ok(())
+    }
+}
+
+fn no_task_components(name: &str) -> WitError {
+    WitError {
+        message: format!(
+            "cannot run task component `{name}`: this version of weft runs in-component tasks \
+             (`#[weft::task]`) only; call the task as a function of the flow instead"
+        ),
+        retryable: false,
+    }
+}

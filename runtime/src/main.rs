@@ -1,0 +1,5 @@
+//! The `weft` command.
+
+fn main() -> std::process::ExitCode {
+    weft::cli::main()
+}

@@ -1,0 +1,105 @@
+//! Log lines, and where the host sends them.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+/// How much a log line matters, from most verbose to most severe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Step-by-step detail.
+    Trace,
+    /// Detail useful while developing.
+    Debug,
+    /// Normal progress.
+    Info,
+    /// Something unexpected that was worked around.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            Level::Trace => "TRACE",
+            Level::Debug => "DEBUG",
+            Level::Info => "INFO",
+            Level::Warn => "WARN",
+            Level::Error => "ERROR",
+        })
+    }
+}
+
+/// Where a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogSource {
+    /// The guest's logging calls (`weft::info!` and friends).
+    Flow,
+    /// A line the guest printed to its stdout.
+    Stdout,
+    /// A line the guest printed to its stderr.
+    Stderr,
+    /// weft itself, about the run (state changes, failures).
+    Weft,
+}
+
+/// One log line of a flow run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// When the line was written.
+    #[serde(with = "rfc3339")]
+    pub time: SystemTime,
+    /// How much it matters.
+    pub level: Level,
+    /// The flow run it belongs to.
+    pub flow_run_id: String,
+    /// The task run that was open when it was written, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_run_id: Option<String>,
+    /// That task's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_name: Option<String>,
+    /// Where it came from.
+    pub source: LogSource,
+    /// The text.
+    pub message: String,
+    /// Key/value fields, in the order the guest gave them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<(String, String)>,
+}
+
+/// Where the host sends the log lines of a run: the terminal, the store, a
+/// test's buffer. Called on the hot path of every guest log call, so it must
+/// not block on I/O for long; implementations buffer.
+pub trait LogSink: Send + Sync {
+    /// Takes one line.
+    fn emit(&self, line: LogLine);
+}
+
+/// A [`LogSink`] that drops every line.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DiscardLogs;
+
+impl LogSink for DiscardLogs {
+    fn emit(&self, _line: LogLine) {}
+}
+
+/// RFC 3339 timestamps with millisecond precision, in UTC.
+pub(crate) mod rfc3339 {
+    use std::time::SystemTime;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_rfc3339_millis(*time))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_rfc3339_weak(&text).map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,16 @@
+//! The types that flow runs, task runs and logs are made of. Plain data with
+//! serde: no I/O happens here.
+
+mod logs;
+mod parameters;
+mod runs;
+
+pub use logs::{DiscardLogs, Level, LogLine, LogSink, LogSource};
+pub use parameters::{ParameterError, ParameterProblem, ParameterSchema, Parameters, parse_assignment};
+pub use runs::{FlowRunOutcome, State, TaskRun};
+
+/// A fresh id for a flow run or task run: a ULID, so ids sort by the time
+/// they were made.
+pub fn new_id() -> String {
+    ulid::Ulid::new().to_string()
+}

@@ -1,0 +1,193 @@
+//! One flow run, end to end: validate parameters, instantiate the flow in a
+//! fresh store with its limits, call it, and turn whatever happened (a
+//! result, an error, a trap, a limit) into a [`FlowRunReport`].
+//!
+//! May call `engine`, `host` and `model`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
+
+use crate::engine::{Engine, FlowComponent, LimitExceeded, Limits};
+use crate::host::{RunIdentity, RunLog, RunState};
+use crate::model::{FlowRunOutcome, Level, LogSink, LogSource, ParameterError, Parameters, TaskRun, new_id};
+
+/// Everything needed to run a flow once, parameters already validated.
+#[derive(Debug, Clone)]
+pub struct FlowRunRequest {
+    /// The flow run's id.
+    pub flow_run_id: String,
+    /// The deployment that made the run, if any.
+    pub deployment_name: Option<String>,
+    /// Which attempt this is, from 1.
+    pub attempt: u32,
+    /// What the run may use.
+    pub limits: Limits,
+    parameters: Parameters,
+}
+
+impl FlowRunRequest {
+    /// A first attempt with a new id and default limits, after checking
+    /// `parameters` (a JSON object) against the flow's schema.
+    pub fn new(flow: &FlowComponent, parameters: serde_json::Value) -> Result<Self, ParameterError> {
+        let parameters = match parameters {
+            serde_json::Value::Object(map) => map,
+            other => {
+                return Err(ParameterError {
+                    flow: flow.name().to_owned(),
+                    problems: vec![crate::model::ParameterProblem {
+                        parameter: String::new(),
+                        message: format!("must be a JSON object, got {other}"),
+                    }],
+                });
+            }
+        };
+        Self::with_parameters(flow, parameters)
+    }
+
+    /// Like [`FlowRunRequest::new`], from a parameters object.
+    pub fn with_parameters(flow: &FlowComponent, parameters: Parameters) -> Result<Self, ParameterError> {
+        if let Some(schema) = flow.parameters_schema() {
+            schema.validate(flow.name(), &parameters)?;
+        }
+        Ok(FlowRunRequest { flow_run_id: new_id(), deployment_name: None, attempt: 1, limits: Limits::default(), parameters })
+    }
+
+    /// The validated parameters.
+    pub fn parameters(&self) -> &Parameters {
+        &self.parameters
+    }
+}
+
+/// What a flow run did.
+#[derive(Debug, Clone)]
+pub struct FlowRunReport {
+    /// The flow run's id.
+    pub flow_run_id: String,
+    /// The flow's name.
+    pub flow_name: String,
+    /// Completed with a result, or Failed with a reason.
+    pub outcome: FlowRunOutcome,
+    /// Its task runs, in the order they began.
+    pub task_runs: Vec<TaskRun>,
+    /// When it started.
+    pub started: SystemTime,
+    /// How long it took.
+    pub duration: Duration,
+}
+
+/// Runs a flow once. Never panics and never fails on account of the guest:
+/// whatever the guest does ends as an outcome in the report.
+pub async fn run_flow(engine: &Engine, flow: &FlowComponent, request: FlowRunRequest, logs: Arc<dyn LogSink>) -> FlowRunReport {
+    let started_at = SystemTime::now();
+    let started = Instant::now();
+    let log = Arc::new(RunLog::new(logs, request.flow_run_id.clone()));
+    let identity = RunIdentity {
+        flow_run_id: request.flow_run_id.clone(),
+        flow_name: flow.name().to_owned(),
+        deployment_name: request.deployment_name.clone(),
+        attempt: request.attempt,
+    };
+    log.emit(
+        Level::Info,
+        LogSource::Weft,
+        format!("Beginning flow run `{}` for flow `{}`", request.flow_run_id, flow.name()),
+        Vec::new(),
+    );
+
+    let mut store = Store::new(engine.wasmtime(), RunState::new(identity, log.clone(), &request.limits, started));
+    store.limiter(|state| &mut state.limiter);
+    let outcome = match configure(&mut store, engine, &request.limits) {
+        Err(reason) => FlowRunOutcome::Failed { reason, retryable: false },
+        Ok(()) => execute(&mut store, flow, &request).await,
+    };
+    log.flush_output();
+
+    let failure = match &outcome {
+        FlowRunOutcome::Failed { reason, .. } => Some(reason.as_str()),
+        FlowRunOutcome::Completed { .. } => None,
+    };
+    let task_runs = std::mem::take(&mut store.data_mut().tasks).finish(failure);
+    let (level, message) = match &outcome {
+        FlowRunOutcome::Completed { .. } => (Level::Info, "Finished in state Completed".to_owned()),
+        FlowRunOutcome::Failed { reason, .. } => (Level::Error, format!("Finished in state Failed: {reason}")),
+    };
+    log.emit(level, LogSource::Weft, message, Vec::new());
+
+    FlowRunReport {
+        flow_run_id: request.flow_run_id,
+        flow_name: flow.name().to_owned(),
+        outcome,
+        task_runs,
+        started: started_at,
+        duration: started.elapsed(),
+    }
+}
+
+fn configure(store: &mut Store<RunState>, engine: &Engine, limits: &Limits) -> Result<(), String> {
+    if let Some(fuel) = limits.fuel {
+        if !engine.counts_fuel() {
+            return Err("a fuel limit was set, but the engine does not count fuel (build it with fuel enabled)".into());
+        }
+        store.set_fuel(fuel).map_err(|e| format!("cannot set fuel: {e}"))?;
+    } else if engine.counts_fuel() {
+        store.set_fuel(u64::MAX).map_err(|e| format!("cannot set fuel: {e}"))?;
+    }
+    // Every tick, check the deadlines; yield so that other runs on this
+    // thread make progress even when a guest never calls the host.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|ctx| match ctx.data().exceeded_limit(Instant::now()) {
+        Some(limit) => Err(wasmtime::Error::new(limit)),
+        None => Ok(UpdateDeadline::Yield(1)),
+    });
+    Ok(())
+}
+
+async fn execute(store: &mut Store<RunState>, flow: &FlowComponent, request: &FlowRunRequest) -> FlowRunOutcome {
+    let parameters = serde_json::Value::Object(request.parameters.clone()).to_string();
+    // The epoch callback stops a guest that computes; this stops one that
+    // waits in a host call (a retry delay) past its deadline.
+    let call = crate::host::call_flow(&flow.pre, store, parameters);
+    let returned = match tokio::time::timeout(request.limits.timeout, call).await {
+        Err(_) => {
+            return FlowRunOutcome::Failed {
+                reason: LimitExceeded::Deadline(request.limits.timeout).to_string(),
+                retryable: true,
+            };
+        }
+        Ok(returned) => returned,
+    };
+    match returned {
+        Ok(Ok(result)) => match serde_json::from_str(&result) {
+            Ok(result) => FlowRunOutcome::Completed { result },
+            Err(e) => FlowRunOutcome::Failed { reason: format!("returned a result that is not JSON: {e}"), retryable: false },
+        },
+        Ok(Err(error)) => FlowRunOutcome::Failed { reason: error.message, retryable: error.retryable },
+        Err(error) => {
+            store.data().log.flush_output();
+            FlowRunOutcome::Failed { reason: trap_reason(&error, &store.data().log), retryable: true }
+        }
+    }
+}
+
+/// Why the guest stopped, for a person.
+fn trap_reason(error: &wasmtime::Error, log: &RunLog) -> String {
+    if let Some(limit) = error.downcast_ref::<LimitExceeded>() {
+        return limit.to_string();
+    }
+    if let Some(panic) = log.panic_message() {
+        return panic;
+    }
+    let place = error
+        .downcast_ref::<WasmBacktrace>()
+        .and_then(|bt| bt.frames().iter().find_map(|f| f.func_name().map(str::to_owned)))
+        .map(|name| format!(" in `{name}`"))
+        .unwrap_or_default();
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => "ran out of fuel".to_owned(),
+        Some(Trap::StackOverflow) => format!("overflowed its stack{place}"),
+        Some(trap) => format!("trapped{place}: {trap}"),
+        None => format!("stopped by the host: {}", error.root_cause()),
+    }
+}
