@@ -78,6 +78,10 @@
 //!   call with the same key in the same flow run returns the recorded result
 //!   without running the body.
 //!
+//! Task components (separate components, possibly in another language) are
+//! called by name with [`call_task`], or started with [`submit_task`] and
+//! awaited, so that several run at once.
+//!
 //! # Logging
 //!
 //! [`info!`], [`warn!`], [`error!`], [`debug!`] and [`trace!`] take a
@@ -91,6 +95,7 @@ mod context;
 mod error;
 mod log;
 mod schema;
+mod tasks;
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -100,6 +105,7 @@ pub use context::{Context, context};
 pub use error::Error;
 pub use log::{Level, log};
 pub use schema::{Field, JsonSchema, Schema};
+pub use tasks::{SubmittedTask, call_task, submit_task};
 pub use weft_sdk_macros::{JsonSchema, flow, task};
 
 /// serde, re-exported for the macros and for guests that want to name it.

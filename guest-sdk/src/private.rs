@@ -32,7 +32,10 @@ pub fn parameters<P: DeserializeOwned>(json: &str) -> Result<P, WitError> {
     let mut de = serde_json::Deserializer::from_str(json);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
+        // serde_json's "at line 1 column 6" points into JSON the user never
+        // wrote; the path says where the problem is.
+        let inner = e.into_inner().to_string();
+        let inner = inner.split(" at line ").next().unwrap_or(&inner);
         let message = if path == "." || path.is_empty() {
             format!("invalid parameters: {inner}")
         } else {
@@ -40,6 +43,14 @@ pub fn parameters<P: DeserializeOwned>(json: &str) -> Result<P, WitError> {
         };
         WitError { message, retryable: false }
     })
+}
+
+/// Flushes the guest's stdout and stderr so that text printed without a final
+/// newline reaches the run's log before the flow returns.
+pub fn flush_output() {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
 }
 
 /// Encodes a flow result as JSON.

@@ -1,1 +1,94 @@
+//! weft's integration tests: one binary, one module per topic. Guest
+//! programs come from `tests/programs` and `examples/`, built by
+//! `tests/build.rs`.
 
+#[deny(dead_code)]
+mod fixtures {
+    include!(concat!(env!("OUT_DIR"), "/fixtures.rs"));
+}
+
+mod cli;
+mod components;
+mod examples;
+mod failures;
+mod parameters;
+mod sandbox;
+mod tasks;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use serde_json::Value;
+use weft::engine::{Engine, EngineConfig, FlowComponent, Limits};
+use weft::model::{LogLine, LogSink};
+use weft::runner::{FlowRunReport, FlowRunRequest, run_flow};
+
+/// A log sink that keeps every line, for assertions.
+#[derive(Default)]
+pub(crate) struct Captured(Mutex<Vec<LogLine>>);
+
+impl LogSink for Captured {
+    fn emit(&self, line: LogLine) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).push(line);
+    }
+}
+
+impl Captured {
+    pub(crate) fn lines(&self) -> Vec<LogLine> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+/// The engine every library test shares, as a long-lived host process would.
+pub(crate) fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| Engine::new(&EngineConfig::default()).expect("engine builds"))
+}
+
+/// Compiles a fixture.
+pub(crate) fn load(path: &str) -> FlowComponent {
+    let bytes = std::fs::read(path).expect("fixture was built");
+    engine().load_flow(&bytes, path).expect("fixture is a flow")
+}
+
+/// Runs a fixture with parameters and limits; returns the report and every
+/// log line.
+pub(crate) async fn run(path: &str, parameters: Value, limits: Limits) -> (FlowRunReport, Vec<LogLine>) {
+    let flow = load(path);
+    let mut request = FlowRunRequest::new(&flow, parameters).expect("parameters are valid");
+    request.limits = limits;
+    let logs = Arc::new(Captured::default());
+    let report = run_flow(engine(), &flow, request, logs.clone()).await;
+    (report, logs.lines())
+}
+
+/// The messages of log lines, in order.
+pub(crate) fn messages(lines: &[LogLine]) -> Vec<&str> {
+    lines.iter().map(|l| l.message.as_str()).collect()
+}
+
+/// The real `weft` binary, beside this test binary in the target directory.
+pub(crate) fn weft() -> Command {
+    let path = std::env::var_os("WEFT_BIN").map(PathBuf::from).unwrap_or_else(|| {
+        let exe = std::env::current_exe().expect("test binary path");
+        exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps").join("weft")
+    });
+    assert!(path.exists(), "{} is missing: build it with `cargo build -p weft` (`make test` does)", path.display());
+    let mut command = Command::new(path);
+    command.env_remove("WEFT_LOG");
+    command
+}
+
+/// Runs the binary and returns its output.
+pub(crate) fn weft_output(args: &[&str]) -> Output {
+    weft().args(args).output().expect("weft runs")
+}
+
+pub(crate) fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub(crate) fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}

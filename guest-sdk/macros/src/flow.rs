@@ -34,12 +34,12 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
 
     let (decode, call, schema) = match &params_ty {
         Some(ty) => (
-            quote!(let params: #ty = ::weft::__private::parameters(&parameters)?;),
-            quote!(#name(params)),
+            quote!(let __weft_parameters: #ty = ::weft::__private::parameters(&__weft_json)?;),
+            quote!(#name(__weft_parameters)),
             quote!(<#ty as ::weft::JsonSchema>::SCHEMA),
         ),
         None => (
-            quote!(let _: ::weft::__private::NoParameters = ::weft::__private::parameters(&parameters)?;),
+            quote!(let _: ::weft::__private::NoParameters = ::weft::__private::parameters(&__weft_json)?;),
             quote!(#name()),
             quote!(::weft::__private::NO_PARAMETERS),
         ),
@@ -67,10 +67,14 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
 
             impl ::weft::__private::FlowEntry for __WeftFlow {
                 fn run(
-                    parameters: ::std::string::String,
+                    __weft_json: ::std::string::String,
                 ) -> ::std::result::Result<::std::string::String, ::weft::__private::WitError> {
-                    #decode
-                    #respond
+                    let __weft_response = (|| {
+                        #decode
+                        #respond
+                    })();
+                    ::weft::__private::flush_output();
+                    __weft_response
                 }
             }
 

@@ -113,6 +113,7 @@ pub async fn run_flow(engine: &Engine, flow: &FlowComponent, request: FlowRunReq
         FlowRunOutcome::Completed { .. } => (Level::Info, "Finished in state Completed".to_owned()),
         FlowRunOutcome::Failed { reason, .. } => (Level::Error, format!("Finished in state Failed: {reason}")),
     };
+    log.set_task(None);
     log.emit(level, LogSource::Weft, message, Vec::new());
 
     FlowRunReport {
@@ -182,12 +183,15 @@ fn trap_reason(error: &wasmtime::Error, log: &RunLog) -> String {
     let place = error
         .downcast_ref::<WasmBacktrace>()
         .and_then(|bt| bt.frames().iter().find_map(|f| f.func_name().map(str::to_owned)))
-        .map(|name| format!(" in `{name}`"))
+        .map(|name| format!(" in `{:#}`", rustc_demangle::demangle(&name)))
         .unwrap_or_default();
     match error.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => "ran out of fuel".to_owned(),
         Some(Trap::StackOverflow) => format!("overflowed its stack{place}"),
-        Some(trap) => format!("trapped{place}: {trap}"),
+        Some(trap) => {
+            let trap = trap.to_string();
+            format!("trapped{place}: {}", trap.strip_prefix("wasm trap: ").unwrap_or(&trap))
+        }
         None => format!("stopped by the host: {}", error.root_cause()),
     }
 }

@@ -1,0 +1,49 @@
+//! A guest finds no files, environment variables or network of the host.
+
+use std::io::ErrorKind;
+use std::net::TcpListener;
+
+use serde_json::{Value, json};
+
+use crate::fixtures::SANDBOX_PROBE;
+use crate::{stderr, stdout, weft};
+
+#[test]
+fn the_guest_sees_nothing_of_the_host() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&secret, "the host's secret").expect("write");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let address = listener.local_addr().expect("address").to_string();
+
+    let output = weft()
+        .current_dir(dir.path())
+        .env("WEFT_TEST_SECRET", "hunter2")
+        .args(["run", SANDBOX_PROBE])
+        .args(["-p", &format!("file={}", secret.display())])
+        .args(["-p", &format!("address={address}")])
+        .args(["-p", "variable=WEFT_TEST_SECRET"])
+        .output()
+        .expect("weft runs");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let seen: Value = serde_json::from_str(&stdout(&output)).expect("JSON result");
+
+    assert_eq!(seen["read"], false, "{seen}");
+    assert_eq!(seen["root_listed"], false, "{seen}");
+    assert_eq!(seen["cwd_listed"], false, "{seen}");
+    assert_eq!(seen["written"], false, "{seen}");
+    assert_eq!(seen["env_vars"], 0, "{seen}");
+    assert_eq!(seen["variable"], Value::Null, "{seen}");
+    assert_eq!(seen["args"], 0, "{seen}");
+    assert_eq!(seen["connected"], false, "{seen}");
+    assert!(seen["connect_error"].is_string(), "{seen}");
+
+    match listener.accept() {
+        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+        other => panic!("the guest reached the host's listener: {other:?}"),
+    }
+    assert!(!dir.path().join("probe.txt").exists(), "the guest wrote into the host's directory");
+    assert_eq!(std::fs::read_to_string(&secret).expect("read"), "the host's secret");
+    let _ = json!(null);
+}

@@ -1,0 +1,37 @@
+//! Tries to reach the host's files, environment and network, and reports
+//! what it saw.
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(Deserialize, weft::JsonSchema)]
+struct Params {
+    /// A file on the host that the guest tries to read.
+    file: String,
+    /// A TCP address on the host that the guest tries to connect to.
+    address: String,
+    /// An environment variable the host has set.
+    variable: String,
+}
+
+#[weft::flow]
+fn sandbox_probe(params: Params) -> serde_json::Value {
+    let read = std::fs::read_to_string(&params.file).map_err(|e| e.to_string());
+    let root = std::fs::read_dir("/").map(|d| d.count()).map_err(|e| e.to_string());
+    let cwd = std::fs::read_dir(".").map(|d| d.count()).map_err(|e| e.to_string());
+    let written = std::fs::write("probe.txt", b"x").map_err(|e| e.to_string());
+    let connect = std::net::TcpStream::connect(&params.address).map(|_| ()).map_err(|e| e.to_string());
+    json!({
+        "read": read.is_ok(),
+        "read_error": read.err(),
+        "root_listed": root.is_ok(),
+        "cwd_listed": cwd.is_ok(),
+        "written": written.is_ok(),
+        "env_vars": std::env::vars().count(),
+        "variable": std::env::var(&params.variable).ok(),
+        "args": std::env::args().count(),
+        "connected": connect.is_ok(),
+        "connect_error": connect.err(),
+    })
+}
+
+fn main() {}
