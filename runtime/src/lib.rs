@@ -24,3 +24,4 @@ pub mod engine;
 pub mod host;
 pub mod model;
 pub mod runner;
+pub mod store;

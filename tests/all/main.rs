@@ -21,15 +21,15 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use serde_json::Value;
 use weft::engine::{Engine, EngineConfig, FlowComponent, Limits};
-use weft::model::{LogLine, LogSink};
+use weft::model::{LogLine, RunSink};
 use weft::runner::{FlowRunReport, FlowRunRequest, run_flow};
 
 /// A log sink that keeps every line, for assertions.
 #[derive(Default)]
 pub(crate) struct Captured(Mutex<Vec<LogLine>>);
 
-impl LogSink for Captured {
-    fn emit(&self, line: LogLine) {
+impl RunSink for Captured {
+    fn log(&self, line: LogLine) {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).push(line);
     }
 }

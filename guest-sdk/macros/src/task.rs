@@ -102,7 +102,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             #body
         })
     }};
-    func.block = Box::new(syn::parse2(block)?);
+    *func.block = syn::parse2(block)?;
     Ok(quote!(#func))
 }
 

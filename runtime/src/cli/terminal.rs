@@ -5,7 +5,7 @@ use std::io::Write;
 
 use anstyle::{AnsiColor, Style};
 
-use crate::model::{Level, LogLine, LogSink, LogSource};
+use crate::model::{Level, LogLine, LogSource, RunSink};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -40,8 +40,8 @@ fn level_style(level: Level) -> Style {
     Style::new().fg_color(Some(color.into())).bold()
 }
 
-impl LogSink for TerminalLogs {
-    fn emit(&self, line: LogLine) {
+impl RunSink for TerminalLogs {
+    fn log(&self, line: LogLine) {
         if line.level < self.min_level {
             return;
         }

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use super::RunState;
 use super::bindings::weft::flow::log::{Field, Host, Level as WitLevel};
-use crate::model::{Level, LogLine, LogSink, LogSource};
+use crate::model::{Level, LogLine, LogSource, RunSink, TaskRun};
 
 /// Longest line kept from stdout/stderr without a newline; longer output is
 /// split into lines of this size.
@@ -18,7 +18,7 @@ const STDERR_TAIL: usize = 32;
 /// The log of one run, shared by the host functions and the guest's
 /// stdout/stderr streams.
 pub(crate) struct RunLog {
-    sink: Arc<dyn LogSink>,
+    sink: Arc<dyn RunSink>,
     flow_run_id: String,
     state: Mutex<LogState>,
 }
@@ -33,7 +33,7 @@ struct LogState {
 }
 
 impl RunLog {
-    pub(crate) fn new(sink: Arc<dyn LogSink>, flow_run_id: String) -> Self {
+    pub(crate) fn new(sink: Arc<dyn RunSink>, flow_run_id: String) -> Self {
         RunLog { sink, flow_run_id, state: Mutex::default() }
     }
 
@@ -62,7 +62,7 @@ impl RunLog {
         fields: Vec<(String, String)>,
     ) {
         let (task_run_id, task_name) = task.unzip();
-        self.sink.emit(LogLine {
+        self.sink.log(LogLine {
             time: SystemTime::now(),
             level,
             flow_run_id: self.flow_run_id.clone(),
@@ -72,6 +72,11 @@ impl RunLog {
             message,
             fields,
         });
+    }
+
+    /// Passes on the new state of a task run.
+    pub(crate) fn task_run(&self, task_run: &TaskRun) {
+        self.sink.task_run(task_run);
     }
 
     /// Takes bytes the guest wrote to stdout or stderr; each complete line
@@ -158,8 +163,8 @@ mod tests {
 
     #[derive(Default)]
     struct Lines(Mutex<Vec<LogLine>>);
-    impl LogSink for Lines {
-        fn emit(&self, line: LogLine) {
+    impl RunSink for Lines {
+        fn log(&self, line: LogLine) {
             self.0.lock().unwrap_or_else(PoisonError::into_inner).push(line);
         }
     }

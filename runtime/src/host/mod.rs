@@ -2,7 +2,7 @@
 //! `context`, `tasks`), and [`RunState`], the data of one run's `Store`.
 //!
 //! May call `model` and `engine`'s limit types; does no storage I/O (log
-//! lines and task runs leave through the run's [`LogSink`](crate::model::LogSink)
+//! lines and task runs leave through the run's [`RunSink`](crate::model::RunSink)
 //! and its report).
 
 mod context;

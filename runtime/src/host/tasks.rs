@@ -50,13 +50,14 @@ impl TaskRuns {
 
     /// Closes the task runs still open when the flow run ended: their state
     /// is the flow run's failure.
-    pub(crate) fn finish(mut self, reason: Option<&str>) -> Vec<TaskRun> {
+    pub(crate) fn finish(mut self, reason: Option<&str>, log: &super::RunLog) -> Vec<TaskRun> {
         let now = SystemTime::now();
         for open in self.open.drain(..) {
             let record = &mut self.records[open.record];
             record.state = State::Failed;
             record.ended = Some(now);
             record.error = Some(reason.unwrap_or("the flow run ended while the task run was open").to_owned());
+            log.task_run(record);
         }
         self.records
     }
@@ -90,9 +91,11 @@ impl Host for RunState {
             record.state = State::Completed;
             record.cached = true;
             record.ended = Some(now);
+            self.log.task_run(&record);
             self.tasks.records.push(record);
             return Ok(BeginOutcome::Cached(result));
         }
+        self.log.task_run(&record);
         self.tasks.records.push(record);
         let deadline = attempt_deadline(&options);
         self.tasks.open.push(OpenTask { record: self.tasks.records.len() - 1, options, deadline });
@@ -128,6 +131,7 @@ impl Host for RunState {
                     humantime::format_duration(Duration::from_millis(delay))
                 );
                 record.error = Some(error.message);
+                self.log.task_run(record);
                 self.log.emit(Level::Warn, LogSource::Weft, message, Vec::new());
                 tokio::time::sleep(Duration::from_millis(delay)).await;
                 let open = &mut self.tasks.open[position];
@@ -140,6 +144,7 @@ impl Host for RunState {
             }
         }
         record.ended = Some(SystemTime::now());
+        self.log.task_run(record);
         self.tasks.open.remove(position);
         self.log.set_task(self.tasks.attribution());
         Ok(NextStep::Finish)

@@ -72,32 +72,58 @@ pub struct LogLine {
     pub fields: Vec<(String, String)>,
 }
 
-/// Where the host sends the log lines of a run: the terminal, the store, a
-/// test's buffer. Called on the hot path of every guest log call, so it must
-/// not block on I/O for long; implementations buffer.
-pub trait LogSink: Send + Sync {
-    /// Takes one line.
-    fn emit(&self, line: LogLine);
+/// Where the host sends what a run produces as it goes: log lines and task
+/// run updates, to the terminal, the store, a test's buffer. Called on the
+/// hot path of every guest log call and task call, so implementations must
+/// not block on I/O; they buffer.
+pub trait RunSink: Send + Sync {
+    /// Takes one log line.
+    fn log(&self, line: LogLine);
+
+    /// Takes the new state of a task run (it began, an attempt ended).
+    fn task_run(&self, _task_run: &super::TaskRun) {}
 }
 
-/// A [`LogSink`] that drops every line.
+/// A [`RunSink`] that drops everything.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DiscardLogs;
 
-impl LogSink for DiscardLogs {
-    fn emit(&self, _line: LogLine) {}
+impl RunSink for DiscardLogs {
+    fn log(&self, _line: LogLine) {}
+}
+
+/// A [`RunSink`] that passes everything to each of its sinks.
+pub struct Tee(pub Vec<std::sync::Arc<dyn RunSink>>);
+
+impl RunSink for Tee {
+    fn log(&self, line: LogLine) {
+        if let Some((last, rest)) = self.0.split_last() {
+            for sink in rest {
+                sink.log(line.clone());
+            }
+            last.log(line);
+        }
+    }
+
+    fn task_run(&self, task_run: &super::TaskRun) {
+        for sink in &self.0 {
+            sink.task_run(task_run);
+        }
+    }
 }
 
 /// RFC 3339 timestamps with millisecond precision, in UTC.
-pub(crate) mod rfc3339 {
+pub mod rfc3339 {
     use std::time::SystemTime;
 
     use serde::{Deserialize, Deserializer, Serializer};
 
+    /// Writes a time as RFC 3339.
     pub fn serialize<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(&humantime::format_rfc3339_millis(*time))
     }
 
+    /// Reads an RFC 3339 time.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
         let text = String::deserialize(d)?;
         humantime::parse_rfc3339_weak(&text).map_err(serde::de::Error::custom)

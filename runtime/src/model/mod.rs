@@ -5,9 +5,10 @@ mod logs;
 mod parameters;
 mod runs;
 
-pub use logs::{DiscardLogs, Level, LogLine, LogSink, LogSource};
+pub use logs::rfc3339;
+pub use logs::{DiscardLogs, Level, LogLine, LogSource, RunSink, Tee};
 pub use parameters::{ParameterError, ParameterProblem, ParameterSchema, Parameters, parse_assignment};
-pub use runs::{FlowRunOutcome, State, TaskRun};
+pub use runs::{Digest, FlowRun, FlowRunOutcome, State, StateRecord, TaskRun};
 
 /// A fresh id for a flow run or task run: a ULID, so ids sort by the time
 /// they were made.

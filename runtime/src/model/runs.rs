@@ -117,3 +117,98 @@ mod optional_time {
         text.map(|t| humantime::parse_rfc3339_weak(&t).map_err(serde::de::Error::custom)).transpose()
     }
 }
+
+/// A component's content address: `sha256:<64 hex digits>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Digest {
+    hex: String,
+}
+
+impl Digest {
+    /// The digest of some bytes.
+    pub fn of(bytes: &[u8]) -> Self {
+        use sha2::Digest as _;
+        Digest { hex: hex::encode(sha2::Sha256::digest(bytes)) }
+    }
+
+    /// The 64 lowercase hex digits.
+    pub fn hex(&self) -> &str {
+        &self.hex
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sha256:{}", self.hex)
+    }
+}
+
+impl std::str::FromStr for Digest {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let hex = text.strip_prefix("sha256:").unwrap_or(text);
+        if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            Ok(Digest { hex: hex.to_owned() })
+        } else {
+            Err(format!("`{text}` is not a digest: expected sha256: and 64 lowercase hex digits"))
+        }
+    }
+}
+
+impl TryFrom<String> for Digest {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse()
+    }
+}
+
+impl From<Digest> for String {
+    fn from(digest: Digest) -> String {
+        digest.to_string()
+    }
+}
+
+/// A flow run as created: what to run and with what. Written once
+/// (`runs/<id>/run.json`); everything that changes lives beside it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowRun {
+    /// The run's id (a ULID).
+    pub id: String,
+    /// The flow's name.
+    pub flow_name: String,
+    /// The deployment that created it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+    /// The component, by digest.
+    pub component: Digest,
+    /// The validated parameters.
+    pub parameters: super::Parameters,
+    /// Which attempt this is, from 1.
+    pub attempt: u32,
+    /// When it was created.
+    #[serde(with = "super::logs::rfc3339")]
+    pub created: SystemTime,
+}
+
+/// One entry of a run's state history (`runs/<id>/states/<seq>.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateRecord {
+    /// The state entered.
+    pub state: State,
+    /// When.
+    #[serde(with = "super::logs::rfc3339")]
+    pub time: SystemTime,
+    /// Why, for a person: the failure reason, who cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl StateRecord {
+    /// A record of entering `state` now.
+    pub fn now(state: State, message: Option<String>) -> Self {
+        StateRecord { state, time: SystemTime::now(), message }
+    }
+}

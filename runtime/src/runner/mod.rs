@@ -11,7 +11,7 @@ use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 
 use crate::engine::{Engine, FlowComponent, LimitExceeded, Limits};
 use crate::host::{RunIdentity, RunLog, RunState};
-use crate::model::{FlowRunOutcome, Level, LogSink, LogSource, ParameterError, Parameters, TaskRun, new_id};
+use crate::model::{FlowRunOutcome, Level, LogSource, ParameterError, Parameters, RunSink, TaskRun, new_id};
 
 /// Everything needed to run a flow once, parameters already validated.
 #[derive(Debug, Clone)]
@@ -79,7 +79,7 @@ pub struct FlowRunReport {
 
 /// Runs a flow once. Never panics and never fails on account of the guest:
 /// whatever the guest does ends as an outcome in the report.
-pub async fn run_flow(engine: &Engine, flow: &FlowComponent, request: FlowRunRequest, logs: Arc<dyn LogSink>) -> FlowRunReport {
+pub async fn run_flow(engine: &Engine, flow: &FlowComponent, request: FlowRunRequest, logs: Arc<dyn RunSink>) -> FlowRunReport {
     let started_at = SystemTime::now();
     let started = Instant::now();
     let log = Arc::new(RunLog::new(logs, request.flow_run_id.clone()));
@@ -108,7 +108,7 @@ pub async fn run_flow(engine: &Engine, flow: &FlowComponent, request: FlowRunReq
         FlowRunOutcome::Failed { reason, .. } => Some(reason.as_str()),
         FlowRunOutcome::Completed { .. } => None,
     };
-    let task_runs = std::mem::take(&mut store.data_mut().tasks).finish(failure);
+    let task_runs = std::mem::take(&mut store.data_mut().tasks).finish(failure, &log);
     let (level, message) = match &outcome {
         FlowRunOutcome::Completed { .. } => (Level::Info, "Finished in state Completed".to_owned()),
         FlowRunOutcome::Failed { reason, .. } => (Level::Error, format!("Finished in state Failed: {reason}")),

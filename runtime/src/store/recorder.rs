@@ -1,0 +1,135 @@
+//! Writing a live run's log lines and task runs to the store behind its back:
+//! buffered in memory, flushed as chunks on a timer, when a buffer grows
+//! large, and at the end. Never one object per line.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::{Store, StoreError};
+use crate::model::{LogLine, RunSink, TaskRun};
+
+/// Lines buffered before a flush is started early.
+const EARLY_FLUSH_LINES: usize = 2000;
+
+/// A [`RunSink`] that writes a run's logs and task runs to the store.
+pub struct StoreRecorder {
+    store: Store,
+    run_id: String,
+    pending: Mutex<Pending>,
+    flushing: tokio::sync::Mutex<Sequences>,
+    wake: Notify,
+    stop: Notify,
+    timer: Mutex<Option<JoinHandle<()>>>,
+}
+
+#[derive(Default)]
+struct Pending {
+    logs: Vec<LogLine>,
+    /// The latest snapshot of each task run changed since the last flush.
+    tasks: HashMap<String, TaskRun>,
+}
+
+#[derive(Default)]
+struct Sequences {
+    logs: Option<u32>,
+    tasks: Option<u32>,
+}
+
+impl StoreRecorder {
+    /// Starts recording for a run, flushing every `interval`.
+    pub fn start(store: Store, run_id: String, interval: Duration) -> Arc<Self> {
+        let recorder = Arc::new(StoreRecorder {
+            store,
+            run_id,
+            pending: Mutex::default(),
+            flushing: tokio::sync::Mutex::default(),
+            wake: Notify::new(),
+            stop: Notify::new(),
+            timer: Mutex::new(None),
+        });
+        let timer = tokio::spawn({
+            let recorder = recorder.clone();
+            async move {
+                loop {
+                    tokio::select! {
+                        () = tokio::time::sleep(interval) => {}
+                        () = recorder.wake.notified() => {}
+                        () = recorder.stop.notified() => return,
+                    }
+                    if let Err(e) = recorder.flush().await {
+                        // Kept in memory; the next flush tries again.
+                        tracing::warn!(run = %recorder.run_id, error = %e, "could not write logs to the store; will retry");
+                    }
+                }
+            }
+        });
+        *recorder.timer.lock().unwrap_or_else(PoisonError::into_inner) = Some(timer);
+        recorder
+    }
+
+    /// Writes what is buffered. On failure the lines stay buffered.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let mut sequences = self.flushing.lock().await;
+        let (logs, tasks) = {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut tasks: Vec<TaskRun> = pending.tasks.drain().map(|(_, t)| t).collect();
+            tasks.sort_by(|a, b| a.started.cmp(&b.started).then_with(|| a.id.cmp(&b.id)));
+            (std::mem::take(&mut pending.logs), tasks)
+        };
+        if !logs.is_empty()
+            && let Err(e) = self.store.append_logs(&self.run_id, &logs, &mut sequences.logs).await
+        {
+            self.restore(logs, tasks);
+            return Err(e);
+        }
+        if !tasks.is_empty()
+            && let Err(e) = self.store.append_task_runs(&self.run_id, &tasks, &mut sequences.tasks).await
+        {
+            self.restore(Vec::new(), tasks);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Puts back what a failed flush took, ahead of anything newer.
+    fn restore(&self, mut logs: Vec<LogLine>, tasks: Vec<TaskRun>) {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        logs.append(&mut pending.logs);
+        pending.logs = logs;
+        for task in tasks {
+            pending.tasks.entry(task.id.clone()).or_insert(task);
+        }
+    }
+
+    /// Stops the timer and writes everything still buffered.
+    pub async fn finish(&self) -> Result<(), StoreError> {
+        self.stop.notify_one();
+        let timer = self.timer.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(timer) = timer {
+            let _ = timer.await;
+        }
+        self.flush().await
+    }
+}
+
+impl RunSink for StoreRecorder {
+    fn log(&self, line: LogLine) {
+        let full = {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            pending.logs.push(line);
+            pending.logs.len() >= EARLY_FLUSH_LINES
+        };
+        if full {
+            self.wake.notify_one();
+        }
+    }
+
+    fn task_run(&self, task_run: &TaskRun) {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        pending.tasks.insert(task_run.id.clone(), task_run.clone());
+    }
+}
