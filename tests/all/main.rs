@@ -9,10 +9,12 @@ mod fixtures {
 
 mod cli;
 mod components;
+mod emulators;
 mod examples;
 mod failures;
 mod parameters;
 mod sandbox;
+mod store;
 mod tasks;
 
 use std::path::PathBuf;
@@ -75,8 +77,12 @@ pub(crate) fn weft() -> Command {
         exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps").join("weft")
     });
     assert!(path.exists(), "{} is missing: build it with `cargo build -p weft` (`make test` does)", path.display());
+    // Runs are recorded in the store: unless a test says otherwise, in a
+    // directory of this test process, never in the user's ~/.weft.
+    static HOME: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let home = HOME.get_or_init(|| tempfile::tempdir().expect("tempdir"));
     let mut command = Command::new(path);
-    command.env_remove("WEFT_LOG");
+    command.env_remove("WEFT_LOG").env_remove("WEFT_STORE").env("WEFT_HOME", home.path());
     command
 }
 

@@ -1,7 +1,12 @@
 //! The `weft` command line: clap definitions and one file per command, each
 //! thin over the library (parse, call, print).
 
+mod logs;
+mod push;
 mod run;
+mod runs;
+mod store_args;
+mod table;
 mod terminal;
 
 use std::process::ExitCode;
@@ -12,6 +17,8 @@ use clap::{Parser, Subcommand};
 pub const EXIT_USAGE: u8 = 2;
 /// Exit status of a flow run that ended Failed.
 pub const EXIT_FAILED: u8 = 1;
+/// Exit status of a flow run that ended but could not be recorded.
+pub const EXIT_UNRECORDED: u8 = 3;
 
 /// weft runs workflows whose flows and tasks are WebAssembly components,
 /// each in a sandbox with no files, environment or network unless granted,
@@ -26,6 +33,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Run(run::RunArgs),
+    Push(push::PushArgs),
+    #[command(subcommand)]
+    Runs(runs::RunsCommand),
+    Logs(logs::LogsArgs),
 }
 
 /// An error that ends a command: printed as one message, exit status 2.
@@ -52,16 +63,24 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(args).await,
+            Command::Push(args) => push::push(args).await,
+            Command::Runs(command) => runs::runs(command).await,
+            Command::Logs(args) => logs::logs(args).await,
         }
     });
     match result {
         Ok(code) => code,
         Err(CommandError(message)) => {
-            let style = anstyle::Style::new().bold().fg_color(Some(anstyle::AnsiColor::Red.into()));
-            anstream::eprintln!("{style}error:{style:#} {message}");
+            print_error(&message);
             ExitCode::from(EXIT_USAGE)
         }
     }
+}
+
+/// Prints an error on stderr, `error:` in red on a terminal.
+fn print_error(message: &str) {
+    let style = anstyle::Style::new().bold().fg_color(Some(anstyle::AnsiColor::Red.into()));
+    anstream::eprintln!("{style}error:{style:#} {message}");
 }
 
 /// weft's own diagnostics go to stderr, filtered by `WEFT_LOG` (default

@@ -3,27 +3,33 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use clap::Args;
 
+use super::store_args::StoreArgs;
 use super::terminal::{LogFormat, TerminalLogs};
-use super::{CommandError, EXIT_FAILED};
+use super::{CommandError, EXIT_FAILED, EXIT_UNRECORDED};
 use crate::engine::{Engine, EngineConfig, Limits};
-use crate::model::{FlowRunOutcome, Level, Parameters, parse_assignment};
-use crate::runner::{FlowRunRequest, run_flow};
+use crate::model::{FlowRun, FlowRunOutcome, Level, Parameters, RunSink, parse_assignment};
+use crate::runner::{FlowRunRequest, RecordError, run_recorded};
+use crate::store::{ComponentSource, Store};
 
-/// Run a flow component once, in this process, and print its result.
+/// Run a flow once, in this process, and print its result.
 ///
-/// Logs stream to stderr as the flow writes them; the result (JSON) is
-/// printed on stdout. Exit status: 0 when the run Completed, 1 when it
-/// Failed, 2 on bad usage or bad input (nothing was run).
+/// The run is recorded in the store (states, logs, task runs, result), and
+/// a local component file is pushed there first. Logs stream to stderr as
+/// the flow writes them; the result (JSON) is printed on stdout. Exit
+/// status: 0 when the run Completed, 1 when it Failed, 2 on bad usage or bad
+/// input (nothing was run), 3 when the run ended but the store could not
+/// record it.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  weft run hello.wasm -p name=Arthur\n  weft run etl.wasm --params-file params.json --timeout 5m --memory 512MiB")]
 pub struct RunArgs {
-    /// The flow: a WebAssembly component file (`.wasm`).
+    /// The flow: a component file (`.wasm`), `sha256:<hex>` or a component
+    /// URL in a store, or a name given with `weft push --name`.
     #[arg(value_name = "FLOW")]
-    flow: PathBuf,
+    flow: String,
 
     /// A parameter, as KEY=VALUE. The value is read as JSON when it parses as
     /// JSON (10, true, ["a"]) and as text otherwise, or always as text when the
@@ -54,14 +60,22 @@ pub struct RunArgs {
     /// The least severe log level shown: trace, debug, info, warn or error.
     #[arg(long, value_name = "LEVEL", default_value = "info", value_parser = parse_level)]
     log_level: Level,
+
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 pub(super) async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
-    let source = args.flow.display().to_string();
-    let bytes = std::fs::read(&args.flow)
-        .map_err(|e| CommandError(format!("cannot read flow component `{source}`: {e}")))?;
+    let source = ComponentSource::parse(&args.flow).map_err(CommandError)?;
+    let store = match (&source, args.store.store.is_none() && std::env::var("WEFT_STORE").unwrap_or_default().is_empty()) {
+        // `weft run s3://bucket/weft/artifacts/sha256/...` records the run
+        // in the store the component came from.
+        (ComponentSource::Url { store, .. }, true) => Store::open(store, &args.store.options)?,
+        _ => args.store.open()?,
+    };
+    let (bytes, digest) = store.component(&source, &args.store.options).await?;
     let engine = Engine::new(&EngineConfig { fuel: args.fuel.is_some() })?;
-    let flow = engine.load_flow(&bytes, &source)?;
+    let flow = engine.load_flow(&bytes, &args.flow)?;
 
     let mut parameters = Parameters::new();
     if let Some(path) = &args.params_file {
@@ -83,17 +97,34 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
         let (key, value) = parse_assignment(flow.name(), assignment, schema)?;
         parameters.insert(key, value);
     }
+    // Checked before the run is created: bad parameters leave nothing behind.
+    let request = FlowRunRequest::with_parameters(&flow, parameters)?;
 
-    let mut request = FlowRunRequest::with_parameters(&flow, parameters)?;
-    request.limits = Limits { timeout: args.timeout, memory: args.memory, fuel: args.fuel };
-    let logs = Arc::new(TerminalLogs::new(args.log_format, args.log_level, flow.name()));
-    let report = run_flow(&engine, &flow, request, logs).await;
-    match report.outcome {
-        FlowRunOutcome::Completed { result } => {
-            println!("{result}");
-            Ok(ExitCode::SUCCESS)
+    let run = FlowRun {
+        id: request.flow_run_id.clone(),
+        flow_name: flow.name().to_owned(),
+        deployment: None,
+        component: digest,
+        parameters: request.parameters().clone(),
+        attempt: 1,
+        created: SystemTime::now(),
+    };
+    store.create_run(&run).await?;
+    let limits = Limits { timeout: args.timeout, memory: args.memory, fuel: args.fuel };
+    let logs: Arc<dyn RunSink> = Arc::new(TerminalLogs::new(args.log_format, args.log_level, flow.name()));
+    match run_recorded(&engine, &flow, &store, &run, limits, Some(logs)).await {
+        Ok(report) => match report.outcome {
+            FlowRunOutcome::Completed { result } => {
+                println!("{result}");
+                Ok(ExitCode::SUCCESS)
+            }
+            FlowRunOutcome::Failed { .. } => Ok(ExitCode::from(EXIT_FAILED)),
+        },
+        Err(error @ RecordError::Unrecorded { .. }) => {
+            super::print_error(&error.to_string());
+            Ok(ExitCode::from(EXIT_UNRECORDED))
         }
-        FlowRunOutcome::Failed { .. } => Ok(ExitCode::from(EXIT_FAILED)),
+        Err(error) => Err(CommandError(error.to_string())),
     }
 }
 
@@ -107,7 +138,7 @@ fn parse_size(text: &str) -> Result<u64, String> {
         .map_err(|e| format!("{e} (write a size such as 64MiB or 1GiB)"))
 }
 
-fn parse_level(text: &str) -> Result<Level, String> {
+pub(super) fn parse_level(text: &str) -> Result<Level, String> {
     serde_json::from_value(serde_json::Value::String(text.to_lowercase()))
         .map_err(|_| "expected one of trace, debug, info, warn, error".to_owned())
 }

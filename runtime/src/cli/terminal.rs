@@ -16,16 +16,23 @@ pub enum LogFormat {
     Json,
 }
 
-/// Writes a run's log lines to stderr as they come.
+/// Writes a run's log lines to stderr (or stdout) as they come.
 pub struct TerminalLogs {
     format: LogFormat,
     min_level: Level,
     flow_name: String,
+    stdout: bool,
 }
 
 impl TerminalLogs {
     pub fn new(format: LogFormat, min_level: Level, flow_name: &str) -> Self {
-        TerminalLogs { format, min_level, flow_name: flow_name.to_owned() }
+        TerminalLogs { format, min_level, flow_name: flow_name.to_owned(), stdout: false }
+    }
+
+    /// Writes to stdout: for `weft logs`, whose output is the lines.
+    pub fn to_stdout(mut self) -> Self {
+        self.stdout = true;
+        self
     }
 }
 
@@ -45,8 +52,9 @@ impl RunSink for TerminalLogs {
         if line.level < self.min_level {
             return;
         }
-        let mut out = anstream::stderr().lock();
-        // A closed stderr is no reason to stop the run.
+        let mut out: Box<dyn Write> =
+            if self.stdout { Box::new(anstream::stdout().lock()) } else { Box::new(anstream::stderr().lock()) };
+        // A closed stream is no reason to stop the run.
         let _ = match self.format {
             LogFormat::Json => match serde_json::to_string(&line) {
                 Ok(json) => writeln!(out, "{json}"),

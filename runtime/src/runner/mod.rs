@@ -9,9 +9,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 
+mod recorded;
+
+pub use recorded::{RecordError, run_recorded};
+
 use crate::engine::{Engine, FlowComponent, LimitExceeded, Limits};
 use crate::host::{RunIdentity, RunLog, RunState};
-use crate::model::{FlowRunOutcome, Level, LogSource, ParameterError, Parameters, RunSink, TaskRun, new_id};
+use crate::model::{FlowRun, FlowRunOutcome, Level, LogSource, ParameterError, Parameters, RunSink, TaskRun, new_id};
 
 /// Everything needed to run a flow once, parameters already validated.
 #[derive(Debug, Clone)]
@@ -52,6 +56,17 @@ impl FlowRunRequest {
             schema.validate(flow.name(), &parameters)?;
         }
         Ok(FlowRunRequest { flow_run_id: new_id(), deployment_name: None, attempt: 1, limits: Limits::default(), parameters })
+    }
+
+    /// The request for a flow run recorded in the store: its id, deployment
+    /// and attempt, its parameters checked again against the schema.
+    pub fn for_run(flow: &FlowComponent, run: &FlowRun, limits: Limits) -> Result<Self, ParameterError> {
+        let mut request = Self::with_parameters(flow, run.parameters.clone())?;
+        request.flow_run_id = run.id.clone();
+        request.deployment_name = run.deployment.clone();
+        request.attempt = run.attempt;
+        request.limits = limits;
+        Ok(request)
     }
 
     /// The validated parameters.

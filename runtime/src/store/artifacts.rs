@@ -157,3 +157,86 @@ mod tests {
         assert!(check_name("../etc").is_err());
     }
 }
+
+/// Where a flow component comes from, as a user names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ComponentSource {
+    /// A local `.wasm` file: pushed to the store before it runs.
+    File(std::path::PathBuf),
+    /// `sha256:<hex>`: a component in the store.
+    Digest(Digest),
+    /// `<store-url>/artifacts/sha256/<hex>.wasm`: a component in that store.
+    Url {
+        /// The store holding it.
+        store: String,
+        /// Its digest.
+        digest: Digest,
+    },
+    /// A name given with `weft push --name`.
+    Name(String),
+}
+
+impl ComponentSource {
+    /// Reads a reference: an existing file, `sha256:<hex>`, an artifact URL,
+    /// or a pushed name. The error says which forms are accepted.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let path = std::path::Path::new(text);
+        if path.is_file() {
+            return Ok(ComponentSource::File(path.to_path_buf()));
+        }
+        if text.starts_with("sha256:") {
+            return text.parse().map(ComponentSource::Digest);
+        }
+        if text.contains("://") {
+            return split_artifact_url(text)
+                .map(|(store, digest)| ComponentSource::Url { store, digest })
+                .ok_or_else(|| format!("`{text}` is not a component URL: expected <store-url>/artifacts/sha256/<64 hex digits>.wasm"));
+        }
+        if text.ends_with(".wasm") || text.contains(['/', '\\']) {
+            return Err(format!("cannot read flow component `{text}`: no such file"));
+        }
+        if check_name(text).is_err() {
+            return Err(format!(
+                "`{text}` is not a file, a `sha256:` digest, a component URL, or a name given with `weft push --name`"
+            ));
+        }
+        Ok(ComponentSource::Name(text.to_owned()))
+    }
+}
+
+impl Store {
+    /// The bytes and digest of a component: a local file is pushed to this
+    /// store first; anything else is downloaded and verified.
+    pub async fn component(
+        &self,
+        source: &ComponentSource,
+        options: &[(String, String)],
+    ) -> Result<(Vec<u8>, Digest), ArtifactError> {
+        match source {
+            ComponentSource::File(path) => {
+                let bytes = std::fs::read(path).map_err(|e| StoreError::Request {
+                    url: path.display().to_string(),
+                    action: "reading the component file".into(),
+                    detail: e.to_string(),
+                })?;
+                let pushed = self.push_artifact(&bytes, None).await?;
+                Ok((bytes, pushed.digest))
+            }
+            ComponentSource::Digest(digest) => Ok((self.fetch_artifact(digest).await?, digest.clone())),
+            ComponentSource::Url { store, digest } if store == self.url() => {
+                Ok((self.fetch_artifact(digest).await?, digest.clone()))
+            }
+            ComponentSource::Url { store, digest } => {
+                let other = Store::open(store, options)?;
+                let bytes = other.fetch_artifact(digest).await?;
+                // The run's records live in this store; so does its component.
+                self.push_artifact(&bytes, None).await?;
+                Ok((bytes, digest.clone()))
+            }
+            ComponentSource::Name(name) => {
+                let digest = self.artifact_by_name(name).await?;
+                Ok((self.fetch_artifact(&digest).await?, digest))
+            }
+        }
+    }
+}

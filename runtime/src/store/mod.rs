@@ -28,7 +28,7 @@ use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
-pub use artifacts::{ArtifactError, Pushed};
+pub use artifacts::{ArtifactError, ComponentSource, Pushed, split_artifact_url};
 pub use recorder::StoreRecorder;
 pub use runs::{RunSummary, TransitionOutcome};
 pub use url::{StoreLocation, default_store_url, weft_home};
@@ -168,8 +168,9 @@ impl Store {
         }
     }
 
-    /// Reads an object; `None` when it does not exist.
-    pub(crate) async fn get(&self, relative: &str) -> Result<Option<Bytes>, StoreError> {
+    /// Reads an object under the root by its relative path; `None` when it
+    /// does not exist. weft's own records are read with the typed methods.
+    pub async fn get(&self, relative: &str) -> Result<Option<Bytes>, StoreError> {
         match self.objects.get(&self.path(relative)).await {
             Ok(result) => result.bytes().await.map(Some).map_err(|e| self.error(format!("reading `{relative}`"), e)),
             Err(object_store::Error::NotFound { .. }) if !self.location.is_cloud() => Ok(None),
@@ -198,8 +199,9 @@ impl Store {
         }
     }
 
-    /// Writes an object, replacing any that is there.
-    pub(crate) async fn put(&self, relative: &str, bytes: Bytes) -> Result<(), StoreError> {
+    /// Writes an object under the root by its relative path, replacing any
+    /// that is there. weft's own records are written with the typed methods.
+    pub async fn put(&self, relative: &str, bytes: Bytes) -> Result<(), StoreError> {
         self.objects
             .put(&self.path(relative), PutPayload::from_bytes(bytes))
             .await

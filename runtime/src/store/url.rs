@@ -65,7 +65,10 @@ impl StoreLocation {
         if scheme == ObjectStoreScheme::Http {
             return Err(bad("plain HTTP(S) servers cannot hold a store; use s3://, gs://, az:// or file://".into()));
         }
-        Ok(StoreLocation { url: url.trim_end_matches('/').to_owned(), parsed, scheme, prefix })
+        // `s3://b/p/` and `s3://b/p` are the same store; `memory://` keeps its slashes.
+        let trimmed = url.trim_end_matches('/');
+        let url = if trimmed.ends_with(':') { url } else { trimmed };
+        Ok(StoreLocation { url: url.to_owned(), parsed, scheme, prefix })
     }
 
     /// The URL as given (without a trailing slash).
@@ -188,6 +191,7 @@ mod tests {
         assert_eq!(s3.url(), "s3://bucket/some/prefix");
         assert_eq!(s3.prefix.as_ref(), "some/prefix");
         assert!(StoreLocation::parse("gs://bucket").is_ok());
+        assert_eq!(StoreLocation::parse("memory://").expect("memory").url(), "memory://");
         assert!(StoreLocation::parse("az://container/p").is_ok());
         assert!(StoreLocation::parse("file:///var/lib/weft").is_ok());
 

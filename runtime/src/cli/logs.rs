@@ -1,0 +1,57 @@
+//! `weft logs`: a flow run's logs, from the store.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::CommandError;
+use super::run::parse_level;
+use super::store_args::StoreArgs;
+use super::terminal::{LogFormat, TerminalLogs};
+use crate::model::{Level, RunSink};
+
+/// How often `--follow` looks for new log chunks.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Print a flow run's logs, also after the process that ran it has exited.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The flow run's id.
+    #[arg(value_name = "ID")]
+    id: String,
+    /// Keep printing new lines until the run reaches a final state.
+    #[arg(short, long)]
+    follow: bool,
+    /// How log lines are printed.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+    /// The least severe log level shown.
+    #[arg(long, value_name = "LEVEL", default_value = "trace", value_parser = parse_level)]
+    log_level: Level,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+pub(super) async fn logs(args: LogsArgs) -> Result<ExitCode, CommandError> {
+    let store = args.store.open()?;
+    let Some(run) = store.read_run(&args.id).await? else {
+        return Err(CommandError(format!("no flow run `{}` in store `{}` (see `weft runs ls`)", args.id, store.url())));
+    };
+    let printer = TerminalLogs::new(args.log_format, args.log_level, &run.flow_name).to_stdout();
+    let mut last_chunk: Option<String> = None;
+    loop {
+        // Read the state first: lines written before a final state are all
+        // in chunks by the time the state is, so one more read gets them all.
+        let finished = !args.follow || store.latest_state(&args.id).await?.is_some_and(|(_, s)| s.state.is_final());
+        let (lines, last) = store.read_logs(&args.id, last_chunk.as_deref()).await?;
+        last_chunk = last;
+        for line in lines {
+            printer.log(line);
+        }
+        if finished {
+            return Ok(ExitCode::SUCCESS);
+        }
+        tokio::time::sleep(FOLLOW_INTERVAL).await;
+    }
+}

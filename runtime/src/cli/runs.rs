@@ -1,0 +1,167 @@
+//! `weft runs`: list flow runs and show one.
+
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use clap::{Args, Subcommand};
+
+use super::CommandError;
+use super::store_args::StoreArgs;
+use super::table::{OutputFormat, duration, render, time};
+use crate::model::State;
+use crate::store::RunSummary;
+
+/// Inspect flow runs recorded in the store.
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// List flow runs, newest first.
+    Ls(LsArgs),
+    /// Show one flow run: states, parameters, result or error, task runs.
+    Show(ShowArgs),
+}
+
+/// `weft runs ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Only runs whose latest state is this one (Completed, Failed, Running, ...).
+    #[arg(long, value_name = "STATE", value_parser = parse_state)]
+    state: Option<State>,
+    /// Only runs of this flow.
+    #[arg(long, value_name = "FLOW")]
+    flow: Option<String>,
+    /// At most this many runs.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    limit: usize,
+    /// Table for people, or JSON for scripts.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    output: OutputFormat,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// `weft runs show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The flow run's id.
+    #[arg(value_name = "ID")]
+    id: String,
+    /// Readable text for people, or JSON for scripts.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    output: OutputFormat,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+fn parse_state(text: &str) -> Result<State, String> {
+    let names = ["Scheduled", "Pending", "Running", "Completed", "Failed", "Crashed", "Cancelling", "Cancelled"];
+    names
+        .iter()
+        .find(|n| n.eq_ignore_ascii_case(text))
+        .and_then(|n| serde_json::from_value(serde_json::Value::String((*n).to_owned())).ok())
+        .ok_or_else(|| format!("expected one of {}", names.join(", ")))
+}
+
+fn elapsed(summary: &RunSummary) -> String {
+    match (summary.started, summary.ended) {
+        (Some(start), Some(end)) => end.duration_since(start).map(duration).unwrap_or_default(),
+        (Some(start), None) => SystemTime::now().duration_since(start).map(|d| format!("{} so far", duration(d))).unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+pub(super) async fn runs(command: RunsCommand) -> Result<ExitCode, CommandError> {
+    match command {
+        RunsCommand::Ls(args) => ls(args).await,
+        RunsCommand::Show(args) => show(args).await,
+    }
+}
+
+async fn ls(args: LsArgs) -> Result<ExitCode, CommandError> {
+    let store = args.store.open()?;
+    let mut found = Vec::new();
+    for id in store.run_ids().await?.iter().rev() {
+        if found.len() >= args.limit {
+            break;
+        }
+        let Some(summary) = store.run_summary(id).await? else { continue };
+        if args.state.is_some_and(|s| summary.state != Some(s)) || args.flow.as_ref().is_some_and(|f| &summary.run.flow_name != f) {
+            continue;
+        }
+        found.push(summary);
+    }
+    match args.output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&found)?),
+        OutputFormat::Table => {
+            let rows: Vec<Vec<String>> = found
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.run.id.clone(),
+                        s.run.flow_name.clone(),
+                        s.run.deployment.clone().unwrap_or_else(|| "-".into()),
+                        s.state.map_or_else(|| "-".into(), |st| st.to_string()),
+                        s.started.map_or_else(|| "-".into(), time),
+                        elapsed(s),
+                    ]
+                })
+                .collect();
+            anstream::print!("{}", render(&["ID", "FLOW", "DEPLOYMENT", "STATE", "STARTED", "DURATION"], &rows));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn show(args: ShowArgs) -> Result<ExitCode, CommandError> {
+    let store = args.store.open()?;
+    let Some(summary) = store.run_summary(&args.id).await? else {
+        return Err(CommandError(format!("no flow run `{}` in store `{}` (see `weft runs ls`)", args.id, store.url())));
+    };
+    let states = store.states(&args.id).await?;
+    let tasks = store.task_runs(&args.id).await?;
+    let result = store.read_result(&args.id).await?;
+    let error = states.last().filter(|(_, s)| matches!(s.state, State::Failed | State::Crashed)).and_then(|(_, s)| s.message.clone());
+    if args.output == OutputFormat::Json {
+        let json = serde_json::json!({
+            "run": summary,
+            "states": states.iter().map(|(_, s)| s).collect::<Vec<_>>(),
+            "result": result,
+            "error": error,
+            "task_runs": tasks,
+        });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let run = &summary.run;
+    println!("Flow run   {}", run.id);
+    println!("Flow       {}", run.flow_name);
+    if let Some(deployment) = &run.deployment {
+        println!("Deployment {deployment}");
+    }
+    println!("Component  {}", run.component);
+    println!("Attempt    {}", run.attempt);
+    println!("State      {}", summary.state.map_or_else(|| "-".into(), |s| s.to_string()));
+    println!("Duration   {}", elapsed(&summary));
+    println!("Parameters {}", serde_json::Value::Object(run.parameters.clone()));
+    match (&result, &error) {
+        (Some(result), _) => println!("Result     {result}"),
+        (None, Some(error)) => println!("Error      {error}"),
+        _ => {}
+    }
+    println!("\nStates");
+    let rows: Vec<Vec<String>> =
+        states.iter().map(|(_, s)| vec![time(s.time), s.state.to_string(), s.message.clone().unwrap_or_default()]).collect();
+    anstream::print!("{}", render(&["TIME", "STATE", "MESSAGE"], &rows));
+    if !tasks.is_empty() {
+        println!("\nTask runs");
+        let rows: Vec<Vec<String>> = tasks
+            .iter()
+            .map(|t| {
+                let state = if t.cached { "Completed (cached)".to_owned() } else { t.state.to_string() };
+                let took = t.ended.and_then(|e| e.duration_since(t.started).ok()).map(duration).unwrap_or_default();
+                vec![t.name.clone(), state, t.attempts.to_string(), took, t.id.clone()]
+            })
+            .collect();
+        anstream::print!("{}", render(&["TASK", "STATE", "ATTEMPTS", "DURATION", "ID"], &rows));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,116 @@
+//! A flow run recorded in the store: Running, logs and task runs written
+//! behind, the result, and the final state, each a create-only write.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{FlowRunReport, FlowRunRequest, run_flow};
+use crate::engine::{Engine, FlowComponent, Limits};
+use crate::model::{FlowRun, FlowRunOutcome, ParameterError, RunSink, State, StateRecord, Tee};
+use crate::store::{Store, StoreError, StoreRecorder, TransitionOutcome};
+
+/// How often a live run's logs and task runs are written to the store.
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Why a recorded run did not run, or did but its outcome was not recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The parameters no longer pass the flow's schema.
+    #[error(transparent)]
+    Parameters(#[from] ParameterError),
+    /// The run was in a state it cannot start from.
+    #[error("flow run `{id}` cannot start: it is {state} already")]
+    NotRunnable {
+        /// The run.
+        id: String,
+        /// Its state.
+        state: State,
+    },
+    /// The store failed before the run started.
+    #[error("flow run `{id}` did not start: {source}")]
+    Start {
+        /// The run.
+        id: String,
+        /// What failed.
+        source: StoreError,
+    },
+    /// The run ended but the store does not say so.
+    #[error(
+        "flow run `{}` ended {} but that could not be recorded in the store, which may still show it as Running: {source}",
+        report.flow_run_id,
+        report.outcome.state()
+    )]
+    Unrecorded {
+        /// What happened.
+        report: Box<FlowRunReport>,
+        /// What failed.
+        source: StoreError,
+    },
+}
+
+/// Runs a flow run that exists in the store, recording it as it goes.
+///
+/// Moves the run to Running (from no state, Scheduled or Pending), runs it
+/// with its logs and task runs written behind to the store (and to `sink`,
+/// if given), writes its result, then its final state. When the final
+/// state cannot be written, the error says so: such a run is never reported
+/// as Completed.
+pub async fn run_recorded(
+    engine: &Engine,
+    flow: &FlowComponent,
+    store: &Store,
+    run: &FlowRun,
+    limits: Limits,
+    sink: Option<Arc<dyn RunSink>>,
+) -> Result<FlowRunReport, RecordError> {
+    let request = FlowRunRequest::for_run(flow, run, limits)?;
+    let start = |current: Option<&StateRecord>| match current.map(|r| r.state) {
+        None | Some(State::Scheduled | State::Pending) => Some(StateRecord::now(State::Running, None)),
+        Some(_) => None,
+    };
+    match store.transition(&run.id, start).await {
+        Ok(TransitionOutcome::Written { .. }) => {}
+        Ok(TransitionOutcome::Kept { current }) => {
+            let state = current.map_or(State::Running, |r| r.state);
+            return Err(RecordError::NotRunnable { id: run.id.clone(), state });
+        }
+        Err(source) => return Err(RecordError::Start { id: run.id.clone(), source }),
+    }
+
+    let recorder = StoreRecorder::start(store.clone(), run.id.clone(), FLUSH_INTERVAL);
+    let sinks: Vec<Arc<dyn RunSink>> = sink.into_iter().chain([recorder.clone() as Arc<dyn RunSink>]).collect();
+    let report = run_flow(engine, flow, request, Arc::new(Tee(sinks))).await;
+    let unrecorded = |report: FlowRunReport, source| RecordError::Unrecorded { report: Box::new(report), source };
+
+    // Logs, task runs and the result are written before the final state, so
+    // that whoever sees the final state finds them all.
+    if let Err(source) = recorder.finish().await {
+        return Err(unrecorded(report, source));
+    }
+    if let FlowRunOutcome::Completed { result } = &report.outcome
+        && let Err(source) = store.write_result(&run.id, result).await
+    {
+        return Err(unrecorded(report, source));
+    }
+    let final_record = match &report.outcome {
+        FlowRunOutcome::Completed { .. } => StateRecord::now(State::Completed, None),
+        FlowRunOutcome::Failed { reason, .. } => StateRecord::now(State::Failed, Some(reason.clone())),
+    };
+    let finish = |current: Option<&StateRecord>| match current.map(|r| r.state) {
+        Some(State::Running) => Some(final_record.clone()),
+        _ => None,
+    };
+    match store.transition(&run.id, finish).await {
+        Ok(TransitionOutcome::Written { .. }) => Ok(report),
+        Ok(TransitionOutcome::Kept { current }) => {
+            let state = current.map_or_else(|| "missing".to_owned(), |r| r.state.to_string());
+            let source = StoreError::Corrupt {
+                url: store.url().to_owned(),
+                path: format!("runs/{}/states", run.id),
+                reason: format!("the run was {state} when it ended, not Running"),
+            };
+            Err(unrecorded(report, source))
+        }
+        Err(source) => Err(unrecorded(report, source)),
+    }
+}

@@ -1,0 +1,391 @@
+//! The same store suite on every backend: a local directory, memory, S3
+//! (moto), GCS (fake-gcs-server behind its translating proxy) and Azure
+//! (Azurite). Each test gets a fresh prefix in the backend's bucket.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use weft::engine::Limits;
+use weft::model::{Digest, FlowRun, FlowRunOutcome, Level, LogLine, LogSource, RunSink, State, StateRecord};
+use weft::runner::run_recorded;
+use weft::store::{ArtifactError, Store, StoreRecorder, TransitionOutcome};
+
+use crate::emulators::{self, AZURITE_KEY, BUCKET};
+use crate::fixtures::{EXAMPLE_ETL, EXAMPLE_HELLO, SLOW};
+use crate::{engine, load, stderr, stdout, weft};
+
+/// A store URL with its options, fresh for one test.
+pub(crate) struct Backend {
+    pub url: String,
+    pub options: Vec<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn unique() -> String {
+    weft::model::new_id().to_lowercase()
+}
+
+fn options(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+impl Backend {
+    pub(crate) fn file() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("file://{}", dir.path().join("store").display());
+        Backend { url, options: Vec::new(), _dir: Some(dir) }
+    }
+
+    pub(crate) fn memory() -> Self {
+        Backend { url: "memory://".into(), options: Vec::new(), _dir: None }
+    }
+
+    pub(crate) fn s3() -> Self {
+        let endpoint = &emulators::s3().endpoint;
+        Backend {
+            url: format!("s3://{BUCKET}/{}", unique()),
+            options: options(&[
+                ("endpoint", endpoint),
+                ("allow_http", "true"),
+                ("region", "us-east-1"),
+                ("access_key_id", "test"),
+                ("secret_access_key", "test"),
+            ]),
+            _dir: None,
+        }
+    }
+
+    pub(crate) fn azure() -> Self {
+        let endpoint = format!("{}/devstoreaccount1", emulators::azure().endpoint);
+        Backend {
+            url: format!("az://{BUCKET}/{}", unique()),
+            options: options(&[
+                ("account_name", "devstoreaccount1"),
+                ("access_key", AZURITE_KEY),
+                ("endpoint", &endpoint),
+                ("allow_http", "true"),
+            ]),
+            _dir: None,
+        }
+    }
+
+    pub(crate) fn open(&self) -> Store {
+        Store::open(&self.url, &self.options).unwrap_or_else(|e| panic!("open {}: {e}", self.url))
+    }
+
+    /// `--store URL --store-option K=V ...` for the CLI.
+    pub(crate) fn args(&self) -> Vec<String> {
+        let mut args = vec!["--store".to_owned(), self.url.clone()];
+        for (key, value) in &self.options {
+            args.push("--store-option".into());
+            args.push(format!("{key}={value}"));
+        }
+        args
+    }
+}
+
+fn new_run(id: &str, digest: Digest) -> FlowRun {
+    FlowRun {
+        id: id.to_owned(),
+        flow_name: "test".into(),
+        deployment: None,
+        component: digest,
+        parameters: Default::default(),
+        attempt: 1,
+        created: std::time::SystemTime::now(),
+    }
+}
+
+fn line(message: &str) -> LogLine {
+    LogLine {
+        time: std::time::SystemTime::now(),
+        level: Level::Info,
+        flow_run_id: "run".into(),
+        task_run_id: None,
+        task_name: None,
+        source: LogSource::Flow,
+        message: message.to_owned(),
+        fields: Vec::new(),
+    }
+}
+
+async fn push_is_content_addressed_and_deduplicated(backend: &Backend) {
+    let store = backend.open();
+    let bytes = std::fs::read(EXAMPLE_HELLO).expect("fixture");
+    let first = store.push_artifact(&bytes, Some("hello")).await.expect("push");
+    assert!(first.uploaded);
+    assert_eq!(first.digest, Digest::of(&bytes));
+    assert_eq!(first.url, format!("{}/artifacts/sha256/{}.wasm", backend.url, first.digest.hex()));
+    let second = store.push_artifact(&bytes, None).await.expect("push again");
+    assert!(!second.uploaded, "the same bytes are not uploaded twice");
+    assert_eq!(second.digest, first.digest);
+    assert_eq!(store.fetch_artifact(&first.digest).await.expect("fetch"), bytes);
+    assert_eq!(store.artifact_by_name("hello").await.expect("by name"), first.digest);
+    let missing = store.artifact_by_name("nope").await.expect_err("no such name");
+    assert!(missing.to_string().contains("push one with `weft push FILE.wasm --name nope`"), "{missing}");
+}
+
+async fn a_tampered_component_is_refused_with_both_digests(backend: &Backend) {
+    let store = backend.open();
+    let bytes = std::fs::read(EXAMPLE_HELLO).expect("fixture");
+    let pushed = store.push_artifact(&bytes, None).await.expect("push");
+    let evil = std::fs::read(EXAMPLE_ETL).expect("fixture");
+    let path = format!("artifacts/sha256/{}.wasm", pushed.digest.hex());
+    store.put(&path, evil.clone().into()).await.expect("overwrite");
+    let error = store.fetch_artifact(&pushed.digest).await.expect_err("refused");
+    assert!(matches!(error, ArtifactError::Mismatch { .. }), "{error:?}");
+    let text = error.to_string();
+    assert!(text.contains(&pushed.digest.to_string()), "names the expected digest: {text}");
+    assert!(text.contains(&Digest::of(&evil).to_string()), "names the actual digest: {text}");
+}
+
+async fn the_state_history_is_append_only(backend: &Backend) {
+    let store = backend.open();
+    let id = weft::model::new_id();
+    store.create_run(&new_run(&id, Digest::of(b"x"))).await.expect("create");
+    assert!(store.create_run(&new_run(&id, Digest::of(b"x"))).await.is_err(), "run.json is created once");
+    for state in [State::Scheduled, State::Pending, State::Running, State::Completed] {
+        let outcome = store.transition(&id, |_| Some(StateRecord::now(state, None))).await.expect("transition");
+        assert!(matches!(outcome, TransitionOutcome::Written { .. }));
+    }
+    let kept = store.transition(&id, |_| None).await.expect("no-op");
+    assert!(matches!(kept, TransitionOutcome::Kept { current: Some(StateRecord { state: State::Completed, .. }) }));
+    let history: Vec<(u32, State)> =
+        store.states(&id).await.expect("states").into_iter().map(|(seq, r)| (seq, r.state)).collect();
+    assert_eq!(history, [(1, State::Scheduled), (2, State::Pending), (3, State::Running), (4, State::Completed)]);
+    assert_eq!(store.latest_state(&id).await.expect("latest").map(|(seq, _)| seq), Some(4));
+}
+
+async fn concurrent_state_writers_have_exactly_one_winner(backend: &Backend) {
+    let store = backend.open();
+    for round in 0..3 {
+        let id = weft::model::new_id();
+        store.create_run(&new_run(&id, Digest::of(b"x"))).await.expect("create");
+        store.transition(&id, |_| Some(StateRecord::now(State::Running, None))).await.expect("running");
+        let writers: Vec<_> = (0..16)
+            .map(|writer| {
+                let store = store.clone();
+                let id = id.clone();
+                tokio::spawn(async move {
+                    let message = format!("writer {writer}");
+                    store
+                        .transition(&id, |current| {
+                            (current.map(|r| r.state) == Some(State::Running))
+                                .then(|| StateRecord::now(State::Completed, Some(message.clone())))
+                        })
+                        .await
+                })
+            })
+            .collect();
+        let mut winners = 0;
+        for writer in writers {
+            if let TransitionOutcome::Written { seq } = writer.await.expect("join").expect("transition") {
+                assert_eq!(seq, 2);
+                winners += 1;
+            }
+        }
+        assert_eq!(winners, 1, "round {round}: exactly one writer wins");
+        let states = store.states(&id).await.expect("states");
+        assert_eq!(states.len(), 2, "round {round}: nothing was overwritten or added: {states:?}");
+    }
+}
+
+async fn log_chunks_read_back_in_order(backend: &Backend) {
+    let store = backend.open();
+    let id = weft::model::new_id();
+    let recorder = StoreRecorder::start(store.clone(), id.clone(), Duration::from_secs(3600));
+    for batch in 0..3 {
+        for i in 0..5 {
+            recorder.log(line(&format!("batch {batch} line {i}")));
+        }
+        recorder.flush().await.expect("flush");
+    }
+    let (first, cursor) = store.read_logs(&id, None).await.expect("read");
+    let expected: Vec<String> = (0..3).flat_map(|b| (0..5).map(move |i| format!("batch {b} line {i}"))).collect();
+    assert_eq!(first.iter().map(|l| l.message.clone()).collect::<Vec<_>>(), expected);
+    recorder.log(line("after"));
+    recorder.finish().await.expect("finish");
+    let (more, _) = store.read_logs(&id, cursor.as_deref()).await.expect("read more");
+    assert_eq!(more.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(), ["after"]);
+
+    // Two writers on one run never overwrite each other's chunks.
+    let a = StoreRecorder::start(store.clone(), id.clone(), Duration::from_secs(3600));
+    let b = StoreRecorder::start(store.clone(), id.clone(), Duration::from_secs(3600));
+    for i in 0..4 {
+        a.log(line(&format!("a{i}")));
+        b.log(line(&format!("b{i}")));
+        let (ra, rb) = tokio::join!(a.flush(), b.flush());
+        ra.expect("a flush");
+        rb.expect("b flush");
+    }
+    let (all, _) = store.read_logs(&id, None).await.expect("read all");
+    let messages: Vec<&str> = all.iter().map(|l| l.message.as_str()).collect();
+    for name in ["a", "b"] {
+        let mine: Vec<&str> = messages.iter().copied().filter(|m| m.starts_with(name) && m.len() == 2).collect();
+        assert_eq!(mine, (0..4).map(|i| format!("{name}{i}")).collect::<Vec<_>>(), "{messages:?}");
+    }
+}
+
+async fn a_recorded_run_leaves_states_logs_tasks_and_result(backend: &Backend) {
+    let store = backend.open();
+    let flow = load(EXAMPLE_ETL);
+    let bytes = std::fs::read(EXAMPLE_ETL).expect("fixture");
+    let digest = store.push_artifact(&bytes, None).await.expect("push").digest;
+    let run = new_run(&weft::model::new_id(), digest);
+    store.create_run(&run).await.expect("create");
+    let report = run_recorded(engine(), &flow, &store, &run, Limits::default(), None).await.expect("recorded");
+    assert_eq!(report.outcome, FlowRunOutcome::Completed { result: json!([10, 20, 30]) });
+
+    let states: Vec<State> = store.states(&run.id).await.expect("states").into_iter().map(|(_, r)| r.state).collect();
+    assert_eq!(states, [State::Running, State::Completed]);
+    assert_eq!(store.read_result(&run.id).await.expect("result"), Some(json!([10, 20, 30])));
+    let (logs, _) = store.read_logs(&run.id, None).await.expect("logs");
+    assert!(logs.iter().any(|l| l.message == "Here's your data: [10, 20, 30]" && l.task_name.as_deref() == Some("load")));
+    let tasks = store.task_runs(&run.id).await.expect("tasks");
+    let names: Vec<(&str, State, u32)> = tasks.iter().map(|t| (t.name.as_str(), t.state, t.attempts)).collect();
+    assert_eq!(names, [("extract", State::Completed, 1), ("transform", State::Completed, 1), ("load", State::Completed, 1)]);
+
+    let again = run_recorded(engine(), &flow, &store, &run, Limits::default(), None).await.expect_err("ran once");
+    assert!(again.to_string().contains("cannot start: it is Completed already"), "{again}");
+}
+
+/// A flow pushed to the store runs from its URL, and its records outlive the
+/// process that ran it.
+async fn the_cli_pushes_runs_lists_and_shows(backend: &Backend) {
+    let home = tempfile::tempdir().expect("tempdir");
+    let cli = |args: &[&str]| {
+        weft().env("WEFT_HOME", home.path()).args(args).args(backend.args()).output().expect("weft runs")
+    };
+    let pushed = cli(&["push", EXAMPLE_ETL, "--name", "etl"]);
+    assert_eq!(pushed.status.code(), Some(0), "{}", stderr(&pushed));
+    let out = stdout(&pushed);
+    let mut lines = out.lines();
+    let url = lines.next().expect("url line").to_owned();
+    let digest = lines.next().expect("digest line").to_owned();
+    assert!(url.starts_with(&format!("{}/artifacts/sha256/", backend.url)), "{url}");
+    assert!(digest.starts_with("sha256:") && url.ends_with(&format!("{}.wasm", &digest[7..])), "{digest} {url}");
+
+    for flow in [url.as_str(), digest.as_str(), "etl"] {
+        let ran = cli(&["run", flow]);
+        assert_eq!(ran.status.code(), Some(0), "weft run {flow}: {}", stderr(&ran));
+        assert_eq!(stdout(&ran), "[10,20,30]\n");
+    }
+
+    let listed = cli(&["runs", "ls", "--output", "json"]);
+    assert_eq!(listed.status.code(), Some(0), "{}", stderr(&listed));
+    let runs: Vec<Value> = serde_json::from_str(&stdout(&listed)).expect("JSON list");
+    assert_eq!(runs.len(), 3);
+    assert!(runs.iter().all(|r| r["flow_name"] == "etl" && r["state"] == "Completed"), "{runs:?}");
+    let id = runs[0]["id"].as_str().expect("id").to_owned();
+
+    let table = cli(&["runs", "ls", "--state", "completed", "--limit", "2"]);
+    let text = stdout(&table);
+    assert_eq!(text.lines().count(), 3, "header and two runs: {text}");
+    assert!(text.lines().next().is_some_and(|h| h.starts_with("ID") && h.contains("STATE")), "{text}");
+
+    let shown = cli(&["runs", "show", &id, "--output", "json"]);
+    let shown: Value = serde_json::from_str(&stdout(&shown)).expect("JSON show");
+    assert_eq!(shown["result"], json!([10, 20, 30]));
+    assert_eq!(shown["task_runs"].as_array().map(Vec::len), Some(3));
+    assert_eq!(shown["states"][1]["state"], "Completed");
+
+    let logs = cli(&["logs", &id]);
+    assert_eq!(logs.status.code(), Some(0), "{}", stderr(&logs));
+    assert!(stdout(&logs).contains("Here's your data: [10, 20, 30]"), "{}", stdout(&logs));
+}
+
+/// `weft logs --follow` prints lines of a live run as they are written and
+/// ends when the run does.
+async fn logs_follow_a_live_run(backend: &Backend) {
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut running = weft()
+        .env("WEFT_HOME", home.path())
+        .args(["run", SLOW, "-p", "ticks=8", "-p", "interval_ms=400"])
+        .args(backend.args())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("weft run");
+    let store = backend.open();
+    let id = loop {
+        if let Some(id) = store.run_ids().await.expect("list").pop() {
+            break id;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let follow = weft()
+        .env("WEFT_HOME", home.path())
+        .args(["logs", &id, "--follow"])
+        .args(backend.args())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("weft logs --follow");
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let stdout = std::io::BufReader::new(follow.stdout.expect("piped"));
+        stdout.lines().map_while(Result::ok).collect::<Vec<String>>()
+    });
+    // While the follower reads, check that it saw a tick before the run ended.
+    let mut saw_live = false;
+    for _ in 0..200 {
+        if running.try_wait().expect("poll").is_some() {
+            break;
+        }
+        let (lines, _) = store.read_logs(&id, None).await.expect("read");
+        saw_live |= lines.iter().any(|l| l.message == "tick 2");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = running.wait().expect("wait");
+    assert!(status.success());
+    assert!(saw_live, "log lines reached the store while the run was live");
+    let seen = reader.join().expect("reader");
+    let ticks: Vec<&String> = seen.iter().filter(|l| l.contains("| tick ")).collect();
+    assert_eq!(ticks.len(), 8, "follow printed every tick, then ended: {seen:?}");
+    assert!(seen.last().is_some_and(|l| l.contains("Finished in state Completed")), "{seen:?}");
+}
+
+/// One test per scenario and backend.
+macro_rules! on_backends {
+    ([$($backend:ident),*] => $scenarios:tt) => {
+        $( on_backends!(@one $backend $scenarios); )*
+    };
+    (@one $backend:ident [$($scenario:ident),* $(,)?]) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(&super::Backend::$backend()).await;
+                }
+            )*
+        }
+    };
+}
+
+mod store_suite {
+    use super::*;
+
+    on_backends!([file, memory, s3, azure] => [
+        push_is_content_addressed_and_deduplicated,
+        a_tampered_component_is_refused_with_both_digests,
+        the_state_history_is_append_only,
+        concurrent_state_writers_have_exactly_one_winner,
+        log_chunks_read_back_in_order,
+        a_recorded_run_leaves_states_logs_tasks_and_result,
+    ]);
+}
+
+mod cli_suite {
+    use super::*;
+
+    on_backends!([file, s3, azure] => [the_cli_pushes_runs_lists_and_shows, logs_follow_a_live_run]);
+}
+
+#[test]
+fn unknown_store_options_and_bad_urls_get_one_clear_line() {
+    let error = Store::open("s3://b/p", &[("endpiont".into(), "http://x".into())]).expect_err("typo").to_string();
+    assert!(error.starts_with("store `s3://b/p`: option `endpiont`: not an option of S3 stores"), "{error}");
+    let output = weft().args(["runs", "ls", "--store", "ftp://x/y"]).output().expect("weft");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("store URL `ftp://x/y` is not usable"), "{}", stderr(&output));
+}
