@@ -22,7 +22,11 @@ demo: setup
 		--manifest-path examples/etl/Cargo.toml --target-dir $(GUESTS)
 	$(WEFT) run $(GUESTS)/wasm32-wasip2/release/etl.wasm
 
+# The store tests run against moto (S3), Azurite (Azure Blob) and
+# fake-gcs-server (GCS); install.sh puts them in target/emulators/ and the
+# tests start and stop them on ports of their own.
 test: setup
+	tests/emulators/install.sh
 	$(CARGO) build -p weft
 	$(CARGO) test --workspace
 

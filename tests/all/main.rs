@@ -11,6 +11,7 @@ mod cli;
 mod components;
 mod emulators;
 mod examples;
+mod faults;
 mod failures;
 mod parameters;
 mod sandbox;

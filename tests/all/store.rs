@@ -389,3 +389,108 @@ fn unknown_store_options_and_bad_urls_get_one_clear_line() {
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("store URL `ftp://x/y` is not usable"), "{}", stderr(&output));
 }
+
+/// What weft does when the store is missing, refuses, or goes away.
+mod failures {
+    use super::*;
+    use crate::faults::Link;
+
+    /// An S3 backend reached through a link the test can cut, with short
+    /// retries so that failures surface in seconds.
+    fn s3_through(link: &Link) -> Backend {
+        let mut backend = Backend::s3();
+        for (key, value) in &mut backend.options {
+            if key == "endpoint" {
+                value.clone_from(&link.endpoint);
+            }
+        }
+        backend.options.push(("retry_timeout".into(), "1s".into()));
+        backend
+    }
+
+    #[test]
+    fn an_unreachable_store_fails_the_command_with_one_clear_line() {
+        let link = Link::to(&emulators::s3().endpoint);
+        link.cut();
+        let backend = s3_through(&link);
+        for args in [vec!["runs", "ls"], vec!["run", EXAMPLE_HELLO]] {
+            let output = weft().args(&args).args(backend.args()).output().expect("weft");
+            assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
+            let err = stderr(&output);
+            assert!(err.starts_with(&format!("error: store `{}`: ", backend.url)), "{err}");
+            assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+            assert!(!err.contains("Beginning flow run"), "nothing ran: {err}");
+        }
+    }
+
+    #[test]
+    fn a_missing_bucket_and_refused_credentials_are_named() {
+        let mut backend = Backend::s3();
+        backend.url = format!("s3://no-such-bucket-{}/weft", unique());
+        let output = weft().args(["runs", "ls"]).args(backend.args()).output().expect("weft");
+        assert_eq!(output.status.code(), Some(2));
+        assert!(stderr(&output).contains("the bucket or container does not exist"), "{}", stderr(&output));
+
+        let mut backend = Backend::azure();
+        for (key, value) in &mut backend.options {
+            if key == "access_key" {
+                *value = "d3Jvbmcga2V5".into();
+            }
+        }
+        let output = weft().args(["runs", "ls"]).args(backend.args()).output().expect("weft");
+        assert_eq!(output.status.code(), Some(2));
+        let err = stderr(&output);
+        assert!(err.contains("access denied"), "{err}");
+        assert!(err.contains("AZURE_STORAGE_ACCOUNT_KEY"), "says which credentials to check: {err}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn log_lines_written_while_the_store_is_away_are_kept_and_written_later() {
+        let link = Link::to(&emulators::s3().endpoint);
+        let store = s3_through(&link).open();
+        let id = weft::model::new_id();
+        let recorder = StoreRecorder::start(store.clone(), id.clone(), Duration::from_secs(3600));
+        recorder.log(line("before"));
+        recorder.flush().await.expect("flush while up");
+        link.cut();
+        recorder.log(line("during"));
+        assert!(recorder.flush().await.is_err(), "the store is away");
+        link.restore();
+        recorder.log(line("after"));
+        recorder.finish().await.expect("flush once back");
+        let (lines, _) = store.read_logs(&id, None).await.expect("read");
+        let messages: Vec<&str> = lines.iter().map(|l| l.message.as_str()).collect();
+        assert_eq!(messages, ["before", "during", "after"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_run_whose_end_cannot_be_recorded_is_reported_loudly_and_never_completed() {
+        let link = Link::to(&emulators::s3().endpoint);
+        let backend = s3_through(&link);
+        let running = weft()
+            .args(["run", SLOW, "-p", "ticks=6", "-p", "interval_ms=300"])
+            .args(backend.args())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("weft run");
+        let store = backend.open();
+        let id = loop {
+            if let Some(id) = store.run_ids().await.expect("list").pop()
+                && store.latest_state(&id).await.expect("state").is_some()
+            {
+                break id;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        link.cut();
+        let output = running.wait_with_output().expect("wait");
+        link.restore();
+        assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+        let err = stderr(&output);
+        assert!(err.contains(&format!("flow run `{id}` ended Completed but that could not be recorded")), "{err}");
+        assert_eq!(stdout(&output), "", "no result is printed for an unrecorded run");
+        let state = store.latest_state(&id).await.expect("state").map(|(_, r)| r.state);
+        assert_eq!(state, Some(State::Running), "the store never shows it Completed");
+    }
+}
