@@ -51,3 +51,34 @@ fn the_cli_exits_2_on_a_file_that_is_not_a_flow() {
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("cannot read flow component `does-not-exist.wasm`"), "{}", stderr(&output));
 }
+
+#[tokio::test]
+async fn compiled_code_is_cached_on_local_disk_and_a_bad_entry_is_recompiled() {
+    use weft::model::{Digest, FlowRunOutcome};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bytes = std::fs::read(EXAMPLE_HELLO).expect("fixture");
+    let digest = Digest::of(&bytes);
+    let entry = || {
+        let folders: Vec<_> = std::fs::read_dir(dir.path()).expect("cache dir").map_while(Result::ok).collect();
+        assert_eq!(folders.len(), 1, "one folder per engine compatibility hash");
+        folders[0].path().join(format!("{}.cwasm", digest.hex()))
+    };
+    let run = |flow: weft::engine::FlowComponent| async move {
+        let request = weft::runner::FlowRunRequest::new(&flow, serde_json::json!({})).expect("params");
+        weft::runner::run_flow(engine(), &flow, request, std::sync::Arc::new(weft::model::DiscardLogs)).await.outcome
+    };
+    let hello = FlowRunOutcome::Completed { result: serde_json::json!("Hello, Marvin!") };
+
+    let first = engine().load_flow_cached(&bytes, &digest, "hello.wasm", dir.path()).expect("compiles");
+    assert!(entry().is_file(), "compiled code was cached");
+    assert_eq!(run(first).await, hello);
+    let cached = engine().load_flow_cached(&bytes, &digest, "hello.wasm", dir.path()).expect("from the cache");
+    assert_eq!(cached.name(), "hello");
+    assert_eq!(run(cached).await, hello);
+
+    std::fs::write(entry(), b"not compiled code").expect("corrupt the entry");
+    let recompiled = engine().load_flow_cached(&bytes, &digest, "hello.wasm", dir.path()).expect("recompiles");
+    assert_eq!(run(recompiled).await, hello);
+    assert!(std::fs::metadata(entry()).expect("entry").len() > 1000, "the bad entry was replaced");
+}

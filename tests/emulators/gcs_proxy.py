@@ -158,6 +158,10 @@ def bare_etag(etag):
     return etag.strip('"')
 
 
+class UpstreamError(Exception):
+    """fake-gcs-server could not be reached or sent a broken answer."""
+
+
 class Upstream:
     """fake-gcs-server, reached with one short-lived connection per request."""
 
@@ -176,6 +180,8 @@ class Upstream:
             response = connection.getresponse()
             data = response.read()
             return response.status, response.getheaders(), data
+        except (OSError, http.client.HTTPException) as error:
+            raise UpstreamError(f"{method} {target}: {error!r}") from error
         finally:
             connection.close()
 
@@ -279,9 +285,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
         try:
             self.route(raw_path, raw_query, headers, body)
-        except (ConnectionError, OSError, http.client.HTTPException) as error:
-            if isinstance(error, (BrokenPipeError, ConnectionResetError)) and self.wfile.closed:
-                raise
+        except UpstreamError as error:
             self.close_connection = True
             self.respond(502, [("Content-Type", "text/plain")], f"gcs_proxy: upstream failed: {error}\n".encode())
 
@@ -383,14 +387,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         source_bucket, _, source_name = headers["x-goog-copy-source"].lstrip("/").partition("/")
         source_bucket, source_name = urllib.parse.unquote(source_bucket), urllib.parse.unquote(source_name)
         source = f"/storage/v1/b/{quote_all(source_bucket)}/o/{quote_all(source_name)}"
-        status, _, meta = self.upstream.request("GET", source)
-        if status == 200:
-            status, _, content = self.upstream.request("GET", f"{source}?alt=media")
-        if status == 404:
-            return self.not_found(source_bucket)
-        if status != 200:
-            return self.respond(status, [("Content-Type", "text/plain")], meta)
-        meta = json.loads(meta)
+        for suffix in ("", "?alt=media"):
+            status, response_headers, data = self.upstream.request("GET", source + suffix)
+            if status == 404:
+                return self.not_found(source_bucket)
+            if status != 200:
+                return self.respond(status, response_headers, data)
+            if not suffix:
+                meta = json.loads(data)
+        content = data
         fields = [*METADATA_HEADERS.values(), "metadata"]
         self.upload(bucket, name, content, {k: meta.get(k) for k in fields}, headers)
 
@@ -484,7 +489,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             else:
                 objects[key] = item
 
-        after = base64.urlsafe_b64decode(token.encode()).decode() if token else ""
+        try:
+            after = base64.urlsafe_b64decode(token.encode()).decode() if token else ""
+        except ValueError:
+            return self.respond_xml(400, xml_error("InvalidArgument", "Invalid continuation token"))
         entries = sorted(e for e in [*objects, *prefixes] if e > after)
         page, truncated = entries[:page_size], len(entries) > page_size and page_size > 0
 

@@ -75,7 +75,11 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
     };
     let (bytes, digest) = store.component(&source, &args.store.options).await?;
     let engine = Engine::new(&EngineConfig { fuel: args.fuel.is_some() })?;
-    let flow = engine.load_flow(&bytes, &args.flow)?;
+    let cache = crate::store::weft_home().map(|home| home.join("cache/compiled"));
+    let flow = match &cache {
+        Ok(dir) => engine.load_flow_cached(&bytes, &digest, &args.flow, dir)?,
+        Err(_) => engine.load_flow(&bytes, &args.flow)?,
+    };
 
     let mut parameters = Parameters::new();
     if let Some(path) = &args.params_file {
@@ -104,7 +108,7 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
         id: request.flow_run_id.clone(),
         flow_name: flow.name().to_owned(),
         deployment: None,
-        component: digest,
+        component: digest.clone(),
         parameters: request.parameters().clone(),
         attempt: 1,
         created: SystemTime::now(),

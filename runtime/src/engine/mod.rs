@@ -5,6 +5,7 @@
 //!
 //! May call `host` (to fill the linker) and `model`; does no storage I/O.
 
+mod cache;
 mod component;
 mod limits;
 mod wasi;
@@ -100,15 +101,48 @@ impl Engine {
     /// not provide.
     pub fn load_flow(&self, bytes: &[u8], source: &str) -> Result<FlowComponent, ComponentError> {
         let info = inspect(bytes, source)?;
+        let component = self.compile(bytes, source)?;
+        self.prepare(&component, info, source)
+    }
+
+    /// Like [`Engine::load_flow`], with compiled code cached in `cache_dir`
+    /// on local disk, keyed by the component's digest and this engine's
+    /// compatibility hash. `digest` must be the digest of `bytes`, already
+    /// verified: the cache trusts it.
+    pub fn load_flow_cached(
+        &self,
+        bytes: &[u8],
+        digest: &crate::model::Digest,
+        source: &str,
+        cache_dir: &std::path::Path,
+    ) -> Result<FlowComponent, ComponentError> {
+        let info = inspect(bytes, source)?;
+        let cache = cache::CompiledCache::new(&self.wasmtime, cache_dir);
+        let component = match cache.load(&self.wasmtime, digest) {
+            Some(component) => component,
+            None => {
+                let component = self.compile(bytes, source)?;
+                cache.store(&component, digest);
+                component
+            }
+        };
+        self.prepare(&component, info, source)
+    }
+
+    fn compile(&self, bytes: &[u8], source: &str) -> Result<Component, ComponentError> {
         let started = Instant::now();
         let component = Component::new(&self.wasmtime, bytes)
             .map_err(|e| ComponentError::Invalid { component: source.to_owned(), reason: format!("{e:#}") })?;
         tracing::debug!(source, elapsed = ?started.elapsed(), "compiled component");
-        let pre = self.linker.instantiate_pre(&component).map_err(|e| ComponentError::Imports {
+        Ok(component)
+    }
+
+    fn prepare(&self, component: &Component, info: ComponentInfo, source: &str) -> Result<FlowComponent, ComponentError> {
+        let pre = self.linker.instantiate_pre(component).map_err(|e| ComponentError::Imports {
             component: source.to_owned(),
             reason: format!("{e:#}"),
         })?;
-        let pre = FlowPre::new(pre).map_err(|_| component::wrong_world(&self.wasmtime, &component, source))?;
+        let pre = FlowPre::new(pre).map_err(|_| component::wrong_world(&self.wasmtime, component, source))?;
         let schema = match info.parameters_schema {
             Some(schema) => Some(ParameterSchema::new(schema).map_err(|reason| ComponentError::BadSection {
                 component: source.to_owned(),

@@ -57,6 +57,10 @@ impl StoreLocation {
     /// Parses a store URL.
     pub fn parse(url: &str) -> Result<Self, StoreError> {
         let bad = |reason: String| StoreError::BadUrl { url: url.to_owned(), reason };
+        if url.starts_with("file:") && !url.starts_with("file:///") {
+            // `file:relative` would quietly become `/relative`.
+            return Err(bad("a file URL needs an absolute path: file:///var/lib/weft".into()));
+        }
         let parsed = Url::parse(url).map_err(|e| bad(format!("it does not parse ({e})")))?;
         let (scheme, prefix) = ObjectStoreScheme::parse(&parsed).map_err(|_| match parsed.scheme() {
             "file" => bad("a file URL needs an absolute path and no host: file:///var/lib/weft".into()),
@@ -194,6 +198,7 @@ mod tests {
         assert_eq!(StoreLocation::parse("memory://").expect("memory").url(), "memory://");
         assert!(StoreLocation::parse("az://container/p").is_ok());
         assert!(StoreLocation::parse("file:///var/lib/weft").is_ok());
+        assert!(StoreLocation::parse("file:relative").is_err());
 
         let error = StoreLocation::parse("ftp://host/x").expect_err("unknown scheme").to_string();
         assert!(error.contains("the scheme `ftp` is not one weft knows"), "{error}");
