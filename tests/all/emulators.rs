@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 pub(crate) struct Emulator {
     /// `http://127.0.0.1:PORT`
     pub endpoint: String,
+    /// For the GCS proxy: the file where it records every request, one JSON
+    /// object per line.
+    pub record: Option<PathBuf>,
     /// Held open for the life of the process; closing it stops the emulator.
     _lifeline: Mutex<ChildStdin>,
     _dir: tempfile::TempDir,
@@ -64,7 +67,11 @@ pub(crate) fn http(method: &str, endpoint: &str, path: &str, body: &str) -> std:
 }
 
 fn start(name: &str, args: impl Fn(u16, &std::path::Path) -> Vec<String>, ready_path: &str) -> Emulator {
-    let bin = emulators_dir().join("bin").join(name);
+    start_program(&emulators_dir().join("bin").join(name), args, ready_path)
+}
+
+fn start_program(bin: &std::path::Path, args: impl Fn(u16, &std::path::Path) -> Vec<String>, ready_path: &str) -> Emulator {
+    let name = bin.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     assert!(
         bin.exists(),
         "{} is not installed: run tests/emulators/install.sh (`make test` does)",
@@ -97,7 +104,7 @@ fn start(name: &str, args: impl Fn(u16, &std::path::Path) -> Vec<String>, ready_
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    Emulator { endpoint, _lifeline: Mutex::new(lifeline), _dir: dir }
+    Emulator { endpoint, record: None, _lifeline: Mutex::new(lifeline), _dir: dir }
 }
 
 /// moto's S3 server, with the test bucket.
@@ -144,5 +151,58 @@ pub(crate) fn azure() -> &'static Emulator {
         let (status, body) = http("PUT", &emulator.endpoint, &path, "").expect("create container");
         assert_eq!(status, 201, "creating the Azure container: {body}");
         emulator
+    })
+}
+
+/// fake-gcs-server with the test bucket, behind `tests/emulators/gcs_proxy.py`,
+/// which turns object_store's XML-API uploads into the JSON-API multipart
+/// uploads on which fake-gcs-server checks `ifGenerationMatch`, and records
+/// every request (see tests/emulators/README.md). The endpoint is the proxy's.
+pub(crate) fn gcs() -> &'static Emulator {
+    static GCS: OnceLock<Emulator> = OnceLock::new();
+    GCS.get_or_init(|| {
+        let server = start(
+            "fake-gcs-server",
+            |port, _| {
+                let public = format!("127.0.0.1:{port}");
+                [
+                    "-scheme", "http", "-host", "127.0.0.1", "-port", &port.to_string(), "-backend", "memory",
+                    "-public-host", &public, "-external-url", &format!("http://{public}"), "-log-level", "warn",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+            },
+            "/_internal/healthcheck",
+        );
+        let body = format!("{{\"name\":\"{BUCKET}\"}}");
+        let (status, answer) = http("POST", &server.endpoint, "/storage/v1/b?project=test", &body).expect("create bucket");
+        assert_eq!(status, 200, "creating the GCS bucket: {answer}");
+
+        let python = emulators_dir().join("venv/bin/python");
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("emulators/gcs_proxy.py");
+        let upstream = server.endpoint.clone();
+        let record = std::env::temp_dir().join(format!("weft-gcs-requests-{}.jsonl", std::process::id()));
+        let record_arg = record.display().to_string();
+        let mut proxy = start_program(
+            &python,
+            move |port, _| {
+                vec![
+                    script.display().to_string(),
+                    "--listen-port".into(),
+                    port.to_string(),
+                    "--upstream".into(),
+                    upstream.clone(),
+                    "--record".into(),
+                    record_arg.clone(),
+                    "--quiet".into(),
+                ]
+            },
+            "/_internal/healthcheck",
+        );
+        proxy.record = Some(record);
+        // The proxy is useless without its upstream: keep both alive together.
+        Box::leak(Box::new(server));
+        proxy
     })
 }

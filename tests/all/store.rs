@@ -70,6 +70,16 @@ impl Backend {
         }
     }
 
+    pub(crate) fn gcs() -> Self {
+        Backend {
+            url: format!("gs://{BUCKET}/{}", unique()),
+            // No credentials exist here; a bearer token keeps object_store
+            // from asking a metadata server for one.
+            options: options(&[("base_url", &emulators::gcs().endpoint), ("bearer_token", "test")]),
+            _dir: None,
+        }
+    }
+
     pub(crate) fn open(&self) -> Store {
         Store::open(&self.url, &self.options).unwrap_or_else(|e| panic!("open {}: {e}", self.url))
     }
@@ -365,7 +375,7 @@ macro_rules! on_backends {
 mod store_suite {
     use super::*;
 
-    on_backends!([file, memory, s3, azure] => [
+    on_backends!([file, memory, s3, gcs, azure] => [
         push_is_content_addressed_and_deduplicated,
         a_tampered_component_is_refused_with_both_digests,
         the_state_history_is_append_only,
@@ -378,7 +388,7 @@ mod store_suite {
 mod cli_suite {
     use super::*;
 
-    on_backends!([file, s3, azure] => [the_cli_pushes_runs_lists_and_shows, logs_follow_a_live_run]);
+    on_backends!([file, s3, gcs, azure] => [the_cli_pushes_runs_lists_and_shows, logs_follow_a_live_run]);
 }
 
 #[test]
@@ -388,6 +398,38 @@ fn unknown_store_options_and_bad_urls_get_one_clear_line() {
     let output = weft().args(["runs", "ls", "--store", "ftp://x/y"]).output().expect("weft");
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("store URL `ftp://x/y` is not usable"), "{}", stderr(&output));
+}
+
+/// fake-gcs-server cannot check the precondition on the kind of upload that
+/// object_store sends (the proxy translates it to one it checks), so this
+/// proves, from the requests the proxy saw, that every create-only write
+/// weft makes carries `x-goog-if-generation-match: 0`, which real GCS honours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_create_only_write_to_gcs_carries_the_generation_precondition() {
+    let backend = Backend::gcs();
+    a_recorded_run_leaves_states_logs_tasks_and_result(&backend).await;
+    let prefix = backend.url.trim_start_matches(&format!("gs://{BUCKET}/")).to_owned();
+    let record = emulators::gcs().record.as_ref().expect("the proxy records requests");
+    let requests: Vec<Value> = std::fs::read_to_string(record)
+        .expect("record file")
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let decode = |path: &str| path.replace("%2F", "/").replace("%2E", ".").replace("%2D", "-");
+    let puts: Vec<(String, Option<String>)> = requests
+        .iter()
+        .filter(|r| r["method"] == "PUT")
+        .map(|r| (decode(r["path"].as_str().unwrap_or_default()), r["headers"]["x-goog-if-generation-match"].as_str().map(str::to_owned)))
+        .filter(|(path, _)| path.contains(&prefix))
+        .collect();
+    let created: Vec<&(String, Option<String>)> =
+        puts.iter().filter(|(p, _)| p.contains("/states/") || p.contains("/logs/") || p.contains("/tasks/") || p.ends_with("run.json")).collect();
+    assert!(created.len() >= 5, "states, logs, tasks and run.json were written: {puts:?}");
+    for (path, precondition) in created {
+        assert_eq!(precondition.as_deref(), Some("0"), "{path} was written without x-goog-if-generation-match: 0");
+    }
+    let result = puts.iter().find(|(p, _)| p.ends_with("result.json")).expect("result written");
+    assert_eq!(result.1, None, "the result is a plain overwrite");
 }
 
 /// What weft does when the store is missing, refuses, or goes away.

@@ -89,7 +89,6 @@ import argparse
 import base64
 import datetime
 import email.utils
-import hashlib
 import http.client
 import http.server
 import json
@@ -232,12 +231,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def respond(self, status, headers=(), body=b""):
         """Sends a complete response; the body is dropped for HEAD, 204 and 304."""
         self.send_response(status)
-        names = set()
         for name, value in headers:
             lower = name.lower()
             if lower in HOP_BY_HOP or lower in ("date", "server", "content-length"):
                 continue
-            names.add(lower)
             self.send_header(name, value)
         if self.command == "HEAD" and status < 300:
             # object_store reads the object's size from a HEAD's Content-Length.
@@ -261,7 +258,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.respond(status, [("Content-Type", "application/xml; charset=UTF-8"), *extra], body)
 
     def forward_headers(self):
-        return [(k, v) for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP and k.lower() != "host"]
+        skip = HOP_BY_HOP | {"host", "expect"}
+        return [(k, v) for k, v in self.headers.items() if k.lower() not in skip]
 
     def bucket_exists(self, bucket):
         status, _, _ = self.upstream.request("GET", f"/storage/v1/b/{quote_all(bucket)}")
