@@ -1,10 +1,12 @@
 //! The types that flow runs, task runs and logs are made of. Plain data with
 //! serde: no I/O happens here.
 
+mod deployment;
 mod logs;
 mod parameters;
 mod runs;
 
+pub use deployment::{Deployment, DeploymentFile, DeploymentFileError, DeploymentSpec, DirGrant, Infrastructure, Sandbox, Schedule, check_cron, duration};
 pub use logs::rfc3339;
 pub use logs::{DiscardLogs, Level, LogLine, LogSource, RunSink, Tee};
 pub use parameters::{ParameterError, ParameterProblem, ParameterSchema, Parameters, parse_assignment};

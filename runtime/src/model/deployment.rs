@@ -1,0 +1,564 @@
+//! Deployments: the deployment file (`weft.yaml`) as written, and the
+//! deployment as applied to the store. Parsing checks every value where it
+//! stands, so errors carry the file's line and column.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize};
+
+use super::{Digest, Parameters};
+
+/// A deployment file: one or more deployments.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentFile {
+    /// The deployments, in file order.
+    pub deployments: Vec<DeploymentSpec>,
+}
+
+/// One deployment as written in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentSpec {
+    /// Its name: letters, digits, `-`, `_`, `.`.
+    #[serde(deserialize_with = "name")]
+    pub name: serde_saphyr::Spanned<String>,
+    /// What it says it is for.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The flow component: a path (relative to the file), `sha256:<hex>`, a
+    /// component URL, or a pushed name.
+    pub flow: String,
+    /// Default parameters, checked against the flow's schema on deploy.
+    #[serde(default)]
+    pub parameters: Parameters,
+    /// Task components by the name the flow calls them: references like `flow`.
+    #[serde(default)]
+    pub tasks: BTreeMap<String, String>,
+    /// When runs are scheduled: one schedule or a list.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub schedule: Vec<Schedule>,
+    /// Free-form labels.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// How many times a failed flow run is retried, as a new attempt.
+    #[serde(default)]
+    pub retries: u32,
+    /// How long after a failure the next attempt is scheduled.
+    #[serde(default, with = "duration")]
+    pub retry_delay: Duration,
+    /// At most this many runs of the deployment at once.
+    #[serde(default)]
+    pub concurrency_limit: Option<u32>,
+    /// What each run may use and reach.
+    #[serde(default)]
+    pub sandbox: Sandbox,
+    /// Where runs execute.
+    #[serde(default)]
+    pub infrastructure: Infrastructure,
+}
+
+/// A schedule: a cron expression in a time zone, or a fixed interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// A cron expression (5 fields, or 6 with seconds): `0 6 * * *`.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "cron")]
+    pub cron: Option<String>,
+    /// The time zone of the cron expression (IANA name); default UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "timezone")]
+    pub timezone: Option<String>,
+    /// A fixed interval between runs: `15m`, `1h`.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "optional_duration")]
+    pub interval: Option<Duration>,
+    /// False pauses the schedule.
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What a run may use and reach. Nothing is granted unless listed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sandbox {
+    /// Wall-clock limit of a run.
+    #[serde(default = "default_timeout", with = "duration")]
+    pub timeout: Duration,
+    /// Memory limit of a run, in bytes (`512MiB` in the file).
+    #[serde(default = "default_memory", deserialize_with = "size")]
+    pub memory: u64,
+    /// Environment variables passed to the guest, by name, with the value the
+    /// runner has.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Host directories the guest may open.
+    #[serde(default)]
+    pub dirs: Vec<DirGrant>,
+    /// Hosts the guest may connect to, as `host:port`.
+    #[serde(default, deserialize_with = "hosts")]
+    pub hosts: Vec<String>,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(3600)
+}
+
+fn default_memory() -> u64 {
+    256 << 20
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Sandbox { timeout: default_timeout(), memory: default_memory(), env: Vec::new(), dirs: Vec::new(), hosts: Vec::new() }
+    }
+}
+
+/// A host directory granted to the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirGrant {
+    /// The directory on the host.
+    pub host: PathBuf,
+    /// Where the guest sees it; default: the same path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest: Option<String>,
+    /// Whether the guest may only read.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// Where a deployment's runs execute.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Infrastructure {
+    /// A child process of the agent.
+    #[default]
+    Process,
+    /// A Kubernetes Job per run.
+    Kubernetes {
+        /// Values for the job template's variables.
+        #[serde(default)]
+        job_variables: BTreeMap<String, serde_json::Value>,
+        /// A job template file of the deployment's own.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        job_template: Option<String>,
+    },
+}
+
+impl Infrastructure {
+    /// `process` or `kubernetes`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Infrastructure::Process => "process",
+            Infrastructure::Kubernetes { .. } => "kubernetes",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Infrastructure {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+        enum Full {
+            Process,
+            Kubernetes {
+                #[serde(default)]
+                job_variables: BTreeMap<String, serde_json::Value>,
+                #[serde(default)]
+                job_template: Option<String>,
+            },
+        }
+        struct Visitor;
+        impl<'de> de::Visitor<'de> for Visitor {
+            type Value = Infrastructure;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("`process`, `kubernetes`, or a mapping with `type: process|kubernetes`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Infrastructure, E> {
+                match v {
+                    "process" => Ok(Infrastructure::Process),
+                    "kubernetes" => Ok(Infrastructure::Kubernetes { job_variables: BTreeMap::new(), job_template: None }),
+                    other => Err(E::custom(format!("unknown infrastructure `{other}`: write `process` or `kubernetes`"))),
+                }
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Infrastructure, A::Error> {
+                Ok(match Full::deserialize(de::value::MapAccessDeserializer::new(map))? {
+                    Full::Process => Infrastructure::Process,
+                    Full::Kubernetes { job_variables, job_template } => Infrastructure::Kubernetes { job_variables, job_template },
+                })
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// A deployment as applied to the store (`deployments/<name>.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// Its name.
+    pub name: String,
+    /// What it says it is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The flow component.
+    pub flow: Digest,
+    /// The flow's name.
+    pub flow_name: String,
+    /// The flow's parameter schema, kept so parameters are checked without
+    /// downloading the component.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters_schema: Option<serde_json::Value>,
+    /// Default parameters.
+    #[serde(default)]
+    pub parameters: Parameters,
+    /// Task components by name.
+    #[serde(default)]
+    pub tasks: BTreeMap<String, Digest>,
+    /// Schedules.
+    #[serde(default)]
+    pub schedule: Vec<Schedule>,
+    /// Labels.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Retries of a failed flow run.
+    #[serde(default)]
+    pub retries: u32,
+    /// Delay before a retry.
+    #[serde(default, with = "duration")]
+    pub retry_delay: Duration,
+    /// Runs at once, at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_limit: Option<u32>,
+    /// Sandbox grants and limits.
+    #[serde(default)]
+    pub sandbox: Sandbox,
+    /// Where runs execute.
+    #[serde(default)]
+    pub infrastructure: Infrastructure,
+    /// When it was last applied.
+    #[serde(with = "super::rfc3339")]
+    pub updated: SystemTime,
+}
+
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Schedule>, D::Error> {
+    struct Visitor;
+    impl<'de> de::Visitor<'de> for Visitor {
+        type Value = Vec<Schedule>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a schedule (`cron: ...` or `interval: ...`) or a list of them")
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Vec<Schedule>, A::Error> {
+            Vec::deserialize(de::value::SeqAccessDeserializer::new(seq))
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Vec<Schedule>, A::Error> {
+            Schedule::deserialize(de::value::MapAccessDeserializer::new(map)).map(|s| vec![s])
+        }
+    }
+    let schedules = d.deserialize_any(Visitor)?;
+    for schedule in &schedules {
+        match (&schedule.cron, &schedule.interval) {
+            (Some(_), Some(_)) => return Err(de::Error::custom("a schedule has either `cron` or `interval`, not both")),
+            (None, None) => return Err(de::Error::custom("a schedule needs `cron: \"0 6 * * *\"` or `interval: 15m`")),
+            (None, Some(_)) if schedule.timezone.is_some() => {
+                return Err(de::Error::custom("`timezone` applies to `cron` schedules only"));
+            }
+            (None, Some(interval)) if *interval < Duration::from_secs(1) => {
+                return Err(de::Error::custom("an interval must be at least 1s"));
+            }
+            _ => {}
+        }
+    }
+    Ok(schedules)
+}
+
+fn name<'de, D: Deserializer<'de>>(d: D) -> Result<serde_saphyr::Spanned<String>, D::Error> {
+    let name = serde_saphyr::Spanned::<String>::deserialize(d)?;
+    let ok = !name.value.is_empty()
+        && name.value.len() <= 63
+        && name.value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && name.value.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
+    if ok {
+        Ok(name)
+    } else {
+        Err(de::Error::custom(format!(
+            "deployment name `{}` must start with a letter or digit and hold only letters, digits, `-`, `_` and `.` (63 at most)",
+            name.value
+        )))
+    }
+}
+
+fn cron<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let text = String::deserialize(d)?;
+    check_cron(&text).map_err(de::Error::custom)?;
+    Ok(Some(text))
+}
+
+/// Checks a cron expression; the error says what a valid one looks like.
+pub fn check_cron(text: &str) -> Result<croner::Cron, String> {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Optional)
+        .build()
+        .parse(text)
+        .map_err(|e| format!("invalid cron expression `{text}` ({e}): write 5 fields such as `0 6 * * *` (minute hour day month weekday)"))
+}
+
+fn timezone<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse::<chrono_tz::Tz>()
+        .map_err(|_| de::Error::custom(format!("unknown time zone `{text}`: write an IANA name such as `Europe/Berlin` or `UTC`")))?;
+    Ok(Some(text))
+}
+
+/// A number, or text turned into one by `parse`: for sizes and durations,
+/// which may be written either way.
+/// A bare number is multiplied by `scale` (1000 for durations: a number of
+/// seconds, counted in milliseconds).
+fn number_or_text<'de, D: Deserializer<'de>>(
+    d: D,
+    what: &'static str,
+    scale: u64,
+    parse: fn(&str) -> Result<u64, String>,
+) -> Result<u64, D::Error> {
+    struct Visitor(&'static str, u64, fn(&str) -> Result<u64, String>);
+    impl de::Visitor<'_> for Visitor {
+        type Value = u64;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v.saturating_mul(self.1))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v).map(|v| v.saturating_mul(self.1)).map_err(|_| E::custom(format!("{v} is negative: write {}", self.0)))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
+            (self.2)(v).map_err(E::custom)
+        }
+    }
+    d.deserialize_any(Visitor(what, scale, parse))
+}
+
+fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    number_or_text(d, "a size such as 256MiB or 1GiB", 1, |text| {
+        text.parse::<bytesize::ByteSize>()
+            .map(|s| s.as_u64())
+            .map_err(|_| format!("invalid size `{text}`: write a size such as 256MiB or 1GiB"))
+    })
+}
+
+fn hosts<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let hosts = Vec::<String>::deserialize(d)?;
+    for host in &hosts {
+        let valid = host.rsplit_once(':').is_some_and(|(name, port)| !name.is_empty() && port.parse::<u16>().is_ok());
+        if !valid {
+            return Err(de::Error::custom(format!("host `{host}` needs a port: write `api.example.com:443`")));
+        }
+    }
+    Ok(hosts)
+}
+
+/// Durations written as `30s`, `5m`, `1h`.
+pub mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserializer, Serializer};
+
+    /// Writes a duration as `1h 30m`.
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(*d))
+    }
+
+    /// Reads `30s`, `5m`, `1h 30m`, or a number of seconds.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let millis = super::number_or_text(d, "a duration such as 30s, 5m or 1h", 1000, |text| {
+            humantime::parse_duration(text)
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+                .map_err(|_| format!("invalid duration `{text}`: write a duration such as 30s, 5m or 1h"))
+        })?;
+        Ok(Duration::from_millis(millis))
+    }
+}
+
+mod optional_duration {
+    use std::time::Duration;
+
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::duration::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::duration::deserialize(d).map(Some)
+    }
+}
+
+/// Why a deployment file was refused: the file, the line and column, what
+/// is wrong and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}{}: {message}", position.map(|(l, c)| format!(" line {l} column {c}")).unwrap_or_default())]
+pub struct DeploymentFileError {
+    /// The file.
+    pub file: String,
+    /// Line and column, from 1.
+    pub position: Option<(u64, u64)>,
+    /// What is wrong, and the fix.
+    pub message: String,
+}
+
+impl DeploymentFile {
+    /// Parses a deployment file. `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<DeploymentFile, DeploymentFileError> {
+        let parsed: DeploymentFile = serde_saphyr::from_str(text).map_err(|e| {
+            let position = e.location().map(|l| (l.line(), l.column()));
+            DeploymentFileError { file: file.to_owned(), position, message: explain(&e) }
+        })?;
+        let mut seen: BTreeMap<&str, u64> = BTreeMap::new();
+        for spec in &parsed.deployments {
+            let line = spec.name.referenced.line();
+            if let Some(first) = seen.insert(&spec.name.value, line) {
+                return Err(DeploymentFileError {
+                    file: file.to_owned(),
+                    position: Some((line, spec.name.referenced.column())),
+                    message: format!("deployment `{}` is defined twice (first on line {first}); give each a name of its own", spec.name.value),
+                });
+            }
+        }
+        if parsed.deployments.is_empty() {
+            return Err(DeploymentFileError {
+                file: file.to_owned(),
+                position: None,
+                message: "`deployments` is empty: add at least one deployment with a `name` and a `flow`".into(),
+            });
+        }
+        Ok(parsed)
+    }
+}
+
+/// The parser's message, with a did-you-mean for unknown fields and without
+/// the rendered snippet (the position is given separately).
+fn explain(error: &serde_saphyr::Error) -> String {
+    let text = error.to_string();
+    let first = text.lines().next().unwrap_or(&text).trim();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    // "line 4 column 5: message": the position is reported on its own.
+    let message = match first.split_once(": ") {
+        Some((position, message)) if position.starts_with("line ") => message,
+        _ => first,
+    };
+    let Some(rest) = message.strip_prefix("unknown field `") else { return message.to_owned() };
+    let Some((field, expected)) = rest.split_once('`') else { return message.to_owned() };
+    let candidates: Vec<&str> = expected
+        .trim_start_matches(',')
+        .trim()
+        .trim_start_matches("expected one of")
+        .trim_start_matches("expected")
+        .split(',')
+        .map(|c| c.trim().trim_matches('`'))
+        .filter(|c| !c.is_empty())
+        .collect();
+    let best = candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(field, c), *c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match best {
+        Some((_, suggestion)) => format!("unknown field `{field}`: did you mean `{suggestion}`?"),
+        None => format!("unknown field `{field}`: expected one of {}", candidates.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"
+deployments:
+  - name: etl-daily
+    flow: ./etl.wasm
+    parameters: {count: 3}
+    schedule:
+      cron: "0 6 * * *"
+      timezone: Europe/Berlin
+    sandbox: {timeout: 10m, memory: 512MiB, env: [API_TOKEN], hosts: ["api.example.com:443"]}
+  - name: etl-hourly
+    flow: sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
+    schedule:
+      - interval: 1h
+      - cron: "*/5 * * * *"
+        active: false
+    concurrency_limit: 2
+    infrastructure:
+      type: kubernetes
+      job_variables: {namespace: flows}
+"#;
+
+    #[test]
+    fn a_file_with_several_deployments_parses() {
+        let file = DeploymentFile::parse(FILE, "weft.yaml").expect("parses");
+        assert_eq!(file.deployments.len(), 2);
+        let daily = &file.deployments[0];
+        assert_eq!(daily.name.value, "etl-daily");
+        assert_eq!(daily.schedule[0].timezone.as_deref(), Some("Europe/Berlin"));
+        assert_eq!(daily.sandbox.memory, 512 << 20);
+        assert_eq!(daily.sandbox.timeout, Duration::from_secs(600));
+        let hourly = &file.deployments[1];
+        assert_eq!(hourly.schedule.len(), 2);
+        assert_eq!(hourly.schedule[0].interval, Some(Duration::from_secs(3600)));
+        assert!(!hourly.schedule[1].active);
+        assert_eq!(hourly.infrastructure.kind(), "kubernetes");
+    }
+
+    #[test]
+    fn anchors_and_merge_keys_work() {
+        let text = "deployments:\n  - &base\n    name: a\n    flow: a.wasm\n    retries: 2\n    retry_delay: 30s\n  - <<: *base\n    name: b\n";
+        let file = DeploymentFile::parse(text, "weft.yaml").expect("parses");
+        let b = &file.deployments[1];
+        assert_eq!((b.name.value.as_str(), b.flow.as_str(), b.retries), ("b", "a.wasm", 2));
+        assert_eq!(b.retry_delay, Duration::from_secs(30));
+    }
+
+    fn error(text: &str) -> DeploymentFileError {
+        DeploymentFile::parse(text, "weft.yaml").expect_err("refused")
+    }
+
+    #[test]
+    fn errors_name_the_line_the_field_and_the_fix() {
+        let e = error("deployments:\n  - name: a\n    flow: a.wasm\n    schedul:\n      interval: 1h\n");
+        assert_eq!(e.position.map(|p| p.0), Some(4), "{e}");
+        assert!(e.to_string().starts_with("weft.yaml line 4 column"), "{e}");
+        assert!(e.message.contains("unknown field `schedul`: did you mean `schedule`?"), "{e}");
+
+        let e = error("deployments:\n  - name: a\n    flow: a.wasm\n    schedule: {cron: \"61 * * * *\"}\n");
+        assert_eq!(e.position.map(|p| p.0), Some(4), "{e}");
+        assert!(e.message.contains("invalid cron expression `61 * * * *`"), "{e}");
+
+        let e = error("deployments:\n  - name: a\n    flow: a.wasm\n    schedule: {cron: \"0 6 * * *\", timezone: Mars/Olympus}\n");
+        assert!(e.message.contains("unknown time zone `Mars/Olympus`"), "{e}");
+
+        let e = error("deployments:\n  - name: a\n    flow: a.wasm\n    sandbox: {memory: lots}\n");
+        assert!(e.message.contains("invalid size `lots`"), "{e}");
+
+        let e = error("deployments:\n  - name: a\n    flow: a.wasm\n  - name: a\n    flow: b.wasm\n");
+        assert_eq!(e.position.map(|p| p.0), Some(4), "{e}");
+        assert!(e.message.contains("deployment `a` is defined twice (first on line 2)"), "{e}");
+
+        let e = error("deployments:\n  - name: a\n    flow: a.wasm\n    infrastructure: docker\n");
+        assert!(e.message.contains("unknown infrastructure `docker`"), "{e}");
+
+        let e = error("deployments:\n  - name: 'no spaces'\n    flow: a.wasm\n");
+        assert!(e.message.contains("must start with a letter or digit"), "{e}");
+
+        let e = error("deployments:\n  - name: a\n    flow: [a\n");
+        assert!(e.position.is_some(), "a syntax error has a position: {e}");
+    }
+}
