@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod agent;
 pub mod cli;
 pub mod engine;
 pub mod host;

@@ -104,6 +104,8 @@ fn new_run(id: &str, digest: Digest) -> FlowRun {
         parameters: Default::default(),
         attempt: 1,
         created: std::time::SystemTime::now(),
+        scheduled_for: None,
+        sandbox: Default::default(),
     }
 }
 

@@ -9,7 +9,8 @@ use super::CommandError;
 use super::run::parse_level;
 use super::store_args::StoreArgs;
 use super::terminal::{LogFormat, TerminalLogs};
-use crate::model::{Level, RunSink};
+use crate::model::{Level, RunSink, State};
+use crate::store::Store;
 
 /// How often `--follow` looks for new log chunks.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
@@ -39,18 +40,31 @@ pub(super) async fn logs(args: LogsArgs) -> Result<ExitCode, CommandError> {
         return Err(CommandError(format!("no flow run `{}` in store `{}` (see `weft runs ls`)", args.id, store.url())));
     };
     let printer = TerminalLogs::new(args.log_format, args.log_level, &run.flow_name).to_stdout();
+    print_logs(&store, &args.id, &printer, args.follow).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a run's log lines; with `follow`, keeps printing new ones until
+/// the run reaches a final state, and returns that state.
+pub(super) async fn print_logs(
+    store: &Store,
+    id: &str,
+    printer: &dyn RunSink,
+    follow: bool,
+) -> Result<Option<State>, CommandError> {
     let mut last_chunk: Option<String> = None;
     loop {
         // Read the state first: lines written before a final state are all
         // in chunks by the time the state is, so one more read gets them all.
-        let finished = !args.follow || store.latest_state(&args.id).await?.is_some_and(|(_, s)| s.state.is_final());
-        let (lines, last) = store.read_logs(&args.id, last_chunk.as_deref()).await?;
+        let state = store.latest_state(id).await?.map(|(_, s)| s.state);
+        let finished = !follow || state.is_some_and(State::is_final);
+        let (lines, last) = store.read_logs(id, last_chunk.as_deref()).await?;
         last_chunk = last;
         for line in lines {
             printer.log(line);
         }
         if finished {
-            return Ok(ExitCode::SUCCESS);
+            return Ok(state);
         }
         tokio::time::sleep(FOLLOW_INTERVAL).await;
     }

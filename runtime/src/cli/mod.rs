@@ -1,9 +1,14 @@
 //! The `weft` command line: clap definitions and one file per command, each
 //! thin over the library (parse, call, print).
 
+mod agent;
+mod deploy;
+mod deployment;
 mod logs;
+mod params;
 mod push;
 mod run;
+mod runner;
 mod runs;
 mod store_args;
 mod table;
@@ -34,9 +39,14 @@ pub struct Cli {
 enum Command {
     Run(run::RunArgs),
     Push(push::PushArgs),
+    Deploy(deploy::DeployArgs),
+    #[command(subcommand)]
+    Deployment(deployment::DeploymentCommand),
     #[command(subcommand)]
     Runs(runs::RunsCommand),
     Logs(logs::LogsArgs),
+    Runner(runner::RunnerArgs),
+    Agent(agent::AgentArgs),
 }
 
 /// An error that ends a command: printed as one message, exit status 2.
@@ -52,7 +62,9 @@ impl<E: std::fmt::Display> From<E> for CommandError {
 /// Parses the command line, runs the command, and returns its exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    if !matches!(cli.command, Command::Agent(_)) {
+        init_tracing("warn", false);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -66,6 +78,10 @@ pub fn main() -> ExitCode {
             Command::Push(args) => push::push(args).await,
             Command::Runs(command) => runs::runs(command).await,
             Command::Logs(args) => logs::logs(args).await,
+            Command::Deploy(args) => deploy::deploy(args).await,
+            Command::Deployment(command) => deployment::deployment(command).await,
+            Command::Runner(args) => runner::runner(args).await,
+            Command::Agent(args) => agent::agent(args).await,
         }
     });
     match result {
@@ -84,9 +100,15 @@ fn print_error(message: &str) {
 }
 
 /// weft's own diagnostics go to stderr, filtered by `WEFT_LOG` (default
-/// `warn`), so they never mix with a command's output on stdout.
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+/// `default`), so they never mix with a command's output on stdout. The
+/// first call wins: commands that log more call it before `main` does.
+fn init_tracing(default: &str, json: bool) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("weft={default},warn")));
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+        let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    });
 }

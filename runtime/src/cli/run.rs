@@ -1,17 +1,17 @@
 //! `weft run`: run a flow component once, here, now.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use clap::Args;
 
+use super::params::ParamArgs;
 use super::store_args::StoreArgs;
 use super::terminal::{LogFormat, TerminalLogs};
 use super::{CommandError, EXIT_FAILED, EXIT_UNRECORDED};
 use crate::engine::{Engine, EngineConfig, Limits};
-use crate::model::{FlowRun, FlowRunOutcome, Level, Parameters, RunSink, parse_assignment};
+use crate::model::{FlowRun, FlowRunOutcome, Level, RunSink};
 use crate::runner::{FlowRunRequest, RecordError, run_recorded};
 use crate::store::{ComponentSource, Store};
 
@@ -31,15 +31,8 @@ pub struct RunArgs {
     #[arg(value_name = "FLOW")]
     flow: String,
 
-    /// A parameter, as KEY=VALUE. The value is read as JSON when it parses as
-    /// JSON (10, true, ["a"]) and as text otherwise, or always as text when the
-    /// flow declares the parameter a string. Repeatable; overrides --params-file.
-    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
-    params: Vec<String>,
-
-    /// A JSON file holding an object of parameters.
-    #[arg(long, value_name = "FILE")]
-    params_file: Option<PathBuf>,
+    #[command(flatten)]
+    params: ParamArgs,
 
     /// Wall-clock limit for the run, such as 30s, 5m or 1h.
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
@@ -70,10 +63,10 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
     let store = match (&source, args.store.store.is_none() && std::env::var("WEFT_STORE").unwrap_or_default().is_empty()) {
         // `weft run s3://bucket/weft/artifacts/sha256/...` records the run
         // in the store the component came from.
-        (ComponentSource::Url { store, .. }, true) => Store::open(store, &args.store.options)?,
+        (ComponentSource::Url { store, .. }, true) => Store::open(store, &args.store.all_options()?)?,
         _ => args.store.open()?,
     };
-    let (bytes, digest) = store.component(&source, &args.store.options).await?;
+    let (bytes, digest) = store.component(&source, &args.store.all_options()?).await?;
     let engine = Engine::new(&EngineConfig { fuel: args.fuel.is_some() })?;
     let cache = crate::store::weft_home().map(|home| home.join("cache/compiled"));
     let flow = match &cache {
@@ -81,26 +74,7 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
         Err(_) => engine.load_flow(&bytes, &args.flow)?,
     };
 
-    let mut parameters = Parameters::new();
-    if let Some(path) = &args.params_file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| CommandError(format!("cannot read parameters file `{}`: {e}", path.display())))?;
-        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-            CommandError(format!("parameters file `{}` is not valid JSON: {e}", path.display()))
-        })?;
-        let serde_json::Value::Object(map) = value else {
-            return Err(CommandError(format!(
-                "parameters file `{}` must hold a JSON object such as {{\"name\": \"Marvin\"}}",
-                path.display()
-            )));
-        };
-        parameters = map;
-    }
-    let schema = flow.parameters_schema().map(|s| s.schema());
-    for assignment in &args.params {
-        let (key, value) = parse_assignment(flow.name(), assignment, schema)?;
-        parameters.insert(key, value);
-    }
+    let parameters = args.params.collect(flow.name(), flow.parameters_schema().map(|s| s.schema()))?;
     // Checked before the run is created: bad parameters leave nothing behind.
     let request = FlowRunRequest::with_parameters(&flow, parameters)?;
 
@@ -112,6 +86,8 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
         parameters: request.parameters().clone(),
         attempt: 1,
         created: SystemTime::now(),
+        scheduled_for: None,
+        sandbox: Default::default(),
     };
     store.create_run(&run).await?;
     let limits = Limits { timeout: args.timeout, memory: args.memory, fuel: args.fuel };
@@ -122,7 +98,7 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
                 println!("{result}");
                 Ok(ExitCode::SUCCESS)
             }
-            FlowRunOutcome::Failed { .. } => Ok(ExitCode::from(EXIT_FAILED)),
+            FlowRunOutcome::Failed { .. } | FlowRunOutcome::Cancelled { .. } => Ok(ExitCode::from(EXIT_FAILED)),
         },
         Err(error @ RecordError::Unrecorded { .. }) => {
             super::print_error(&error.to_string());

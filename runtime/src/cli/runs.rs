@@ -8,8 +8,8 @@ use clap::{Args, Subcommand};
 use super::CommandError;
 use super::store_args::StoreArgs;
 use super::table::{OutputFormat, duration, render, time};
-use crate::model::State;
-use crate::store::RunSummary;
+use crate::model::{State, StateRecord};
+use crate::store::{RunSummary, TransitionOutcome};
 
 /// Inspect flow runs recorded in the store.
 #[derive(Debug, Subcommand)]
@@ -18,6 +18,19 @@ pub enum RunsCommand {
     Ls(LsArgs),
     /// Show one flow run: states, parameters, result or error, task runs.
     Show(ShowArgs),
+    /// Cancel a flow run: a scheduled run never starts; a running one is
+    /// stopped by its runner and ends Cancelled.
+    Cancel(CancelArgs),
+}
+
+/// `weft runs cancel`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The flow run's id.
+    #[arg(value_name = "ID")]
+    id: String,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 /// `weft runs ls`.
@@ -73,6 +86,36 @@ pub(super) async fn runs(command: RunsCommand) -> Result<ExitCode, CommandError>
     match command {
         RunsCommand::Ls(args) => ls(args).await,
         RunsCommand::Show(args) => show(args).await,
+        RunsCommand::Cancel(args) => cancel(args).await,
+    }
+}
+
+async fn cancel(args: CancelArgs) -> Result<ExitCode, CommandError> {
+    let store = args.store.open()?;
+    if store.read_run(&args.id).await?.is_none() {
+        return Err(CommandError(format!("no flow run `{}` in store `{}` (see `weft runs ls`)", args.id, store.url())));
+    }
+    let decide = |current: Option<&StateRecord>| match current.map(|r| r.state) {
+        // Not started: it never will.
+        None | Some(State::Scheduled) => Some(StateRecord::now(State::Cancelled, Some("cancelled before it started".into())).by("cli")),
+        // Its runner (or agent) sees this and stops it.
+        Some(State::Pending | State::Running) => Some(StateRecord::now(State::Cancelling, Some("cancel requested".into())).by("cli")),
+        _ => None,
+    };
+    match store.transition(&args.id, decide).await? {
+        TransitionOutcome::Written { .. } => {
+            let state = store.latest_state(&args.id).await?.map(|(_, r)| r.state);
+            if state == Some(State::Cancelled) {
+                println!("Cancelled flow run `{}` before it started", args.id);
+            } else {
+                println!("Cancelling flow run `{}`: its runner stops it and records Cancelled", args.id);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TransitionOutcome::Kept { current } => {
+            let state = current.map_or_else(|| "unknown".to_owned(), |r| r.state.to_string());
+            Err(CommandError(format!("flow run `{}` is {state} already; only a run that has not ended can be cancelled", args.id)))
+        }
     }
 }
 

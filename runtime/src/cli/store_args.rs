@@ -35,8 +35,24 @@ impl StoreArgs {
         }
     }
 
+    /// The options in force: `WEFT_STORE_OPTIONS` (a JSON object, as an agent
+    /// passes them to its runners), then `--store-option` flags.
+    pub fn all_options(&self) -> Result<Vec<(String, String)>, CommandError> {
+        let mut options = Vec::new();
+        if let Ok(json) = std::env::var("WEFT_STORE_OPTIONS")
+            && !json.is_empty()
+        {
+            let map: std::collections::BTreeMap<String, String> = serde_json::from_str(&json).map_err(|e| {
+                CommandError(format!("WEFT_STORE_OPTIONS must be a JSON object of strings, such as {{\"region\":\"eu-west-1\"}}: {e}"))
+            })?;
+            options.extend(map);
+        }
+        options.extend(self.options.iter().cloned());
+        Ok(options)
+    }
+
     /// Opens the store.
     pub fn open(&self) -> Result<Store, CommandError> {
-        Ok(Store::open(&self.url()?, &self.options)?)
+        Ok(Store::open(&self.url()?, &self.all_options()?)?)
     }
 }

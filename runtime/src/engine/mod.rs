@@ -19,6 +19,7 @@ use wasmtime::component::{Component, Linker};
 pub use component::{ComponentError, ComponentInfo, inspect};
 pub use limits::{LimitExceeded, Limits, format_bytes};
 pub(crate) use limits::MemoryLimiter;
+pub use wasi::Grants;
 pub(crate) use wasi::sandbox_wasi;
 
 use crate::host::{FlowPre, RunState};

@@ -1,29 +1,67 @@
-//! The WASI context of a guest: nothing granted. No preopened directories,
-//! no environment variables, no arguments, no sockets, an empty stdin; the
-//! guest's stdout and stderr become log lines of its run.
+//! The WASI context of a guest: nothing granted unless its deployment says
+//! so. By default no preopened directories, no environment variables, no
+//! arguments, no sockets, an empty stdin; the guest's stdout and stderr
+//! become log lines of its run.
 
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
+use wasmtime_wasi::sockets::SocketAddrUse;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
 use crate::host::RunLog;
 use crate::model::LogSource;
 
-/// A WASI context that grants nothing and captures stdout and stderr into
-/// the run's log.
-pub(crate) fn sandbox_wasi(log: &Arc<RunLog>) -> WasiCtx {
+/// What a guest is granted beyond nothing, resolved for one run.
+#[derive(Debug, Clone, Default)]
+pub struct Grants {
+    /// Environment variables, with their values.
+    pub env: Vec<(String, String)>,
+    /// Host directories: (host path, guest path, read-only).
+    pub dirs: Vec<(PathBuf, String, bool)>,
+    /// The addresses the guest may connect to over TCP.
+    pub connect: HashSet<SocketAddr>,
+}
+
+/// A WASI context with only `grants`, capturing stdout and stderr into the
+/// run's log. Fails, naming it, on a directory that cannot be opened.
+pub(crate) fn sandbox_wasi(log: &Arc<RunLog>, grants: &Grants) -> Result<WasiCtx, String> {
     let mut builder = WasiCtxBuilder::new();
     builder
         .stdout(CapturedOutput { log: log.clone(), source: LogSource::Stdout })
         .stderr(CapturedOutput { log: log.clone(), source: LogSource::Stderr })
-        .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);
-    builder.build()
+    for (key, value) in &grants.env {
+        builder.env(key, value);
+    }
+    for (host, guest, read_only) in &grants.dirs {
+        let perms = if *read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+        builder
+            .preopened_dir(host, guest, perms)
+            .map_err(|e| format!("cannot grant directory `{}` to the guest: {e}", host.display()))?;
+    }
+    if grants.connect.is_empty() {
+        builder.allow_tcp(false);
+    } else {
+        let allowed = Arc::new(grants.connect.clone());
+        builder.allow_tcp(true).socket_addr_check(move |addr, usage| {
+            let ok = match usage {
+                SocketAddrUse::TcpConnect => allowed.contains(&addr),
+                // `connect` binds the socket to a wildcard address first.
+                SocketAddrUse::TcpBind => addr.ip().is_unspecified() && addr.port() == 0,
+                _ => false,
+            };
+            Box::pin(async move { ok })
+        });
+    }
+    Ok(builder.build())
 }
 
 /// One of the guest's output streams, written into the run's log line by line.

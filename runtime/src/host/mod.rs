@@ -52,6 +52,8 @@ pub struct RunState {
     pub(crate) tasks: TaskRuns,
     deadline: Instant,
     timeout: std::time::Duration,
+    /// Set when the run is to stop: cancelled, or its runner signalled.
+    pub(crate) stop: Option<Arc<crate::runner::StopSignal>>,
 }
 
 impl RunState {
@@ -59,10 +61,11 @@ impl RunState {
         identity: RunIdentity,
         log: Arc<RunLog>,
         limits: &crate::engine::Limits,
+        grants: &crate::engine::Grants,
         started: Instant,
-    ) -> Self {
-        RunState {
-            wasi: crate::engine::sandbox_wasi(&log),
+    ) -> Result<Self, String> {
+        Ok(RunState {
+            wasi: crate::engine::sandbox_wasi(&log, grants)?,
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(limits.memory),
             identity,
@@ -70,15 +73,19 @@ impl RunState {
             tasks: TaskRuns::default(),
             deadline: started + limits.timeout,
             timeout: limits.timeout,
-        }
+            stop: None,
+        })
     }
 
-    /// The limit that stops the guest now, if any; called on every epoch tick.
-    pub(crate) fn exceeded_limit(&self, now: Instant) -> Option<LimitExceeded> {
-        if now >= self.deadline {
-            return Some(LimitExceeded::Deadline(self.timeout));
+    /// Why the guest must stop now, if it must; called on every epoch tick.
+    pub(crate) fn interruption(&self, now: Instant) -> Option<wasmtime::Error> {
+        if let Some(reason) = self.stop.as_ref().and_then(|s| s.reason()) {
+            return Some(wasmtime::Error::new(crate::runner::Stopped(reason)));
         }
-        self.tasks.timed_out(now)
+        if now >= self.deadline {
+            return Some(wasmtime::Error::new(LimitExceeded::Deadline(self.timeout)));
+        }
+        self.tasks.timed_out(now).map(wasmtime::Error::new)
     }
 }
 

@@ -59,6 +59,11 @@ pub enum FlowRunOutcome {
         /// Whether a retry may help.
         retryable: bool,
     },
+    /// The run was stopped on request (or by a signal to its runner).
+    Cancelled {
+        /// Who or what stopped it.
+        reason: String,
+    },
 }
 
 impl FlowRunOutcome {
@@ -67,6 +72,7 @@ impl FlowRunOutcome {
         match self {
             FlowRunOutcome::Completed { .. } => State::Completed,
             FlowRunOutcome::Failed { .. } => State::Failed,
+            FlowRunOutcome::Cancelled { .. } => State::Cancelled,
         }
     }
 }
@@ -191,6 +197,12 @@ pub struct FlowRun {
     /// When it was created.
     #[serde(with = "super::logs::rfc3339")]
     pub created: SystemTime,
+    /// When it is due to start, for a scheduled run.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "optional_time")]
+    pub scheduled_for: Option<SystemTime>,
+    /// What it may use and reach, fixed when it was created.
+    #[serde(default)]
+    pub sandbox: super::Sandbox,
 }
 
 /// One entry of a run's state history (`runs/<id>/states/<seq>.json`).
@@ -204,11 +216,24 @@ pub struct StateRecord {
     /// Why, for a person: the failure reason, who cancelled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Who wrote it: an agent's name, `runner`, `cli`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// For Failed: whether a retry may help (false for bad parameters and
+    /// errors the flow called fatal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retryable: Option<bool>,
 }
 
 impl StateRecord {
     /// A record of entering `state` now.
     pub fn now(state: State, message: Option<String>) -> Self {
-        StateRecord { state, time: SystemTime::now(), message }
+        StateRecord { state, time: SystemTime::now(), message, by: None, retryable: None }
+    }
+
+    /// The same record, signed by `who`.
+    pub fn by(mut self, who: &str) -> Self {
+        self.by = Some(who.to_owned());
+        self
     }
 }

@@ -4,18 +4,61 @@
 //!
 //! May call `engine`, `host` and `model`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::Notify;
 
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 
 mod recorded;
 
-pub use recorded::{RecordError, run_recorded};
+pub use recorded::{FLUSH_INTERVAL, RecordError, run_recorded, run_request_recorded};
 
-use crate::engine::{Engine, FlowComponent, LimitExceeded, Limits};
+use crate::engine::{Engine, FlowComponent, Grants, LimitExceeded, Limits};
 use crate::host::{RunIdentity, RunLog, RunState};
-use crate::model::{FlowRun, FlowRunOutcome, Level, LogSource, ParameterError, Parameters, RunSink, TaskRun, new_id};
+use crate::model::{FlowRun, FlowRunOutcome, Level, LogSource, ParameterError, Parameters, RunSink, Sandbox, TaskRun, new_id};
+
+/// Asks a running flow to stop: set by a cancellation or a signal to the
+/// runner. The guest is stopped at its next epoch tick, or at once if it is
+/// waiting in the host.
+#[derive(Debug, Default)]
+pub struct StopSignal {
+    reason: Mutex<Option<String>>,
+    notify: Notify,
+}
+
+impl StopSignal {
+    /// Stops the run, saying why. The first reason given is kept.
+    pub fn stop(&self, reason: impl Into<String>) {
+        let mut current = self.reason.lock().unwrap_or_else(PoisonError::into_inner);
+        if current.is_none() {
+            *current = Some(reason.into());
+        }
+        drop(current);
+        self.notify.notify_waiters();
+        self.notify.notify_one();
+    }
+
+    /// Why the run was asked to stop, if it was.
+    pub fn reason(&self) -> Option<String> {
+        self.reason.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    async fn stopped(&self) -> String {
+        loop {
+            if let Some(reason) = self.reason() {
+                return reason;
+            }
+            self.notify.notified().await;
+        }
+    }
+}
+
+/// The trap raised in a guest that was asked to stop.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("stopped: {0}")]
+pub struct Stopped(pub String);
 
 /// Everything needed to run a flow once, parameters already validated.
 #[derive(Debug, Clone)]
@@ -28,6 +71,12 @@ pub struct FlowRunRequest {
     pub attempt: u32,
     /// What the run may use.
     pub limits: Limits,
+    /// What the run is granted beyond nothing.
+    pub grants: Grants,
+    /// Set to stop the run early.
+    pub stop: Option<Arc<StopSignal>>,
+    /// Warnings about the run's setup, written to its log when it begins.
+    pub notes: Vec<String>,
     parameters: Parameters,
 }
 
@@ -55,7 +104,16 @@ impl FlowRunRequest {
         if let Some(schema) = flow.parameters_schema() {
             schema.validate(flow.name(), &parameters)?;
         }
-        Ok(FlowRunRequest { flow_run_id: new_id(), deployment_name: None, attempt: 1, limits: Limits::default(), parameters })
+        Ok(FlowRunRequest {
+            flow_run_id: new_id(),
+            deployment_name: None,
+            attempt: 1,
+            limits: Limits::default(),
+            grants: Grants::default(),
+            stop: None,
+            notes: Vec::new(),
+            parameters,
+        })
     }
 
     /// The request for a flow run recorded in the store: its id, deployment
@@ -110,23 +168,36 @@ pub async fn run_flow(engine: &Engine, flow: &FlowComponent, request: FlowRunReq
         format!("Beginning flow run `{}` for flow `{}`", request.flow_run_id, flow.name()),
         Vec::new(),
     );
+    for note in &request.notes {
+        log.emit(Level::Warn, LogSource::Weft, note.clone(), Vec::new());
+    }
+    let mut tasks = crate::host::TaskRuns::default();
 
-    let mut store = Store::new(engine.wasmtime(), RunState::new(identity, log.clone(), &request.limits, started));
-    store.limiter(|state| &mut state.limiter);
-    let outcome = match configure(&mut store, engine, &request.limits) {
+    let outcome = match RunState::new(identity, log.clone(), &request.limits, &request.grants, started) {
         Err(reason) => FlowRunOutcome::Failed { reason, retryable: false },
-        Ok(()) => execute(&mut store, flow, &request).await,
+        Ok(mut state) => {
+            state.stop = request.stop.clone();
+            let mut store = Store::new(engine.wasmtime(), state);
+            store.limiter(|state| &mut state.limiter);
+            let outcome = match configure(&mut store, engine, &request.limits) {
+                Err(reason) => FlowRunOutcome::Failed { reason, retryable: false },
+                Ok(()) => execute(&mut store, flow, &request).await,
+            };
+            tasks = std::mem::take(&mut store.data_mut().tasks);
+            outcome
+        }
     };
     log.flush_output();
 
     let failure = match &outcome {
-        FlowRunOutcome::Failed { reason, .. } => Some(reason.as_str()),
+        FlowRunOutcome::Failed { reason, .. } | FlowRunOutcome::Cancelled { reason } => Some(reason.as_str()),
         FlowRunOutcome::Completed { .. } => None,
     };
-    let task_runs = std::mem::take(&mut store.data_mut().tasks).finish(failure, &log);
+    let task_runs = tasks.finish(failure, &log);
     let (level, message) = match &outcome {
         FlowRunOutcome::Completed { .. } => (Level::Info, "Finished in state Completed".to_owned()),
         FlowRunOutcome::Failed { reason, .. } => (Level::Error, format!("Finished in state Failed: {reason}")),
+        FlowRunOutcome::Cancelled { reason } => (Level::Warn, format!("Finished in state Cancelled: {reason}")),
     };
     log.set_task(None);
     log.emit(level, LogSource::Weft, message, Vec::new());
@@ -153,8 +224,8 @@ fn configure(store: &mut Store<RunState>, engine: &Engine, limits: &Limits) -> R
     // Every tick, check the deadlines; yield so that other runs on this
     // thread make progress even when a guest never calls the host.
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(|ctx| match ctx.data().exceeded_limit(Instant::now()) {
-        Some(limit) => Err(wasmtime::Error::new(limit)),
+    store.epoch_deadline_callback(|ctx| match ctx.data().interruption(Instant::now()) {
+        Some(error) => Err(error),
         None => Ok(UpdateDeadline::Yield(1)),
     });
     Ok(())
@@ -164,15 +235,25 @@ async fn execute(store: &mut Store<RunState>, flow: &FlowComponent, request: &Fl
     let parameters = serde_json::Value::Object(request.parameters.clone()).to_string();
     // The epoch callback stops a guest that computes; this stops one that
     // waits in a host call (a retry delay) past its deadline.
-    let call = crate::host::call_flow(&flow.pre, store, parameters);
-    let returned = match tokio::time::timeout(request.limits.timeout, call).await {
-        Err(_) => {
-            return FlowRunOutcome::Failed {
-                reason: LimitExceeded::Deadline(request.limits.timeout).to_string(),
-                retryable: true,
-            };
+    // The stop signal does the same for a cancellation.
+    let call = tokio::time::timeout(request.limits.timeout, crate::host::call_flow(&flow.pre, store, parameters));
+    let stop = async {
+        match &request.stop {
+            Some(signal) => signal.stopped().await,
+            None => std::future::pending().await,
         }
-        Ok(returned) => returned,
+    };
+    let returned = tokio::select! {
+        returned = call => match returned {
+            Err(_) => {
+                return FlowRunOutcome::Failed {
+                    reason: LimitExceeded::Deadline(request.limits.timeout).to_string(),
+                    retryable: true,
+                };
+            }
+            Ok(returned) => returned,
+        },
+        reason = stop => return FlowRunOutcome::Cancelled { reason },
     };
     match returned {
         Ok(Ok(result)) => match serde_json::from_str(&result) {
@@ -181,6 +262,9 @@ async fn execute(store: &mut Store<RunState>, flow: &FlowComponent, request: &Fl
         },
         Ok(Err(error)) => FlowRunOutcome::Failed { reason: error.message, retryable: error.retryable },
         Err(error) => {
+            if let Some(Stopped(reason)) = error.downcast_ref::<Stopped>() {
+                return FlowRunOutcome::Cancelled { reason: reason.clone() };
+            }
             store.data().log.flush_output();
             FlowRunOutcome::Failed { reason: trap_reason(&error, &store.data().log), retryable: true }
         }
@@ -209,4 +293,30 @@ fn trap_reason(error: &wasmtime::Error, log: &RunLog) -> String {
         }
         None => format!("stopped by the host: {}", error.root_cause()),
     }
+}
+
+/// The limits and grants of a sandbox, resolved for a run now: granted
+/// environment variables take the values this process has, granted hosts
+/// are looked up. Problems are reported in the run's log by the caller.
+pub async fn resolve_sandbox(sandbox: &Sandbox) -> (Limits, Grants, Vec<String>) {
+    let limits = Limits { timeout: sandbox.timeout, memory: sandbox.memory, fuel: None };
+    let mut warnings = Vec::new();
+    let mut grants = Grants::default();
+    for name in &sandbox.env {
+        match std::env::var(name) {
+            Ok(value) => grants.env.push((name.clone(), value)),
+            Err(_) => warnings.push(format!("environment variable `{name}` is granted but not set on this runner")),
+        }
+    }
+    for dir in &sandbox.dirs {
+        let guest = dir.guest.clone().unwrap_or_else(|| dir.host.display().to_string());
+        grants.dirs.push((dir.host.clone(), guest, dir.read_only));
+    }
+    for host in &sandbox.hosts {
+        match tokio::net::lookup_host(host.as_str()).await {
+            Ok(addresses) => grants.connect.extend(addresses),
+            Err(e) => warnings.push(format!("granted host `{host}` does not resolve: {e}")),
+        }
+    }
+    (limits, grants, warnings)
 }

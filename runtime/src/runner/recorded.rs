@@ -64,8 +64,21 @@ pub async fn run_recorded(
     sink: Option<Arc<dyn RunSink>>,
 ) -> Result<FlowRunReport, RecordError> {
     let request = FlowRunRequest::for_run(flow, run, limits)?;
+    run_request_recorded(engine, flow, store, run, request, sink).await
+}
+
+/// Like [`run_recorded`], with a request of the caller's making (grants, a
+/// stop signal).
+pub async fn run_request_recorded(
+    engine: &Engine,
+    flow: &FlowComponent,
+    store: &Store,
+    run: &FlowRun,
+    request: FlowRunRequest,
+    sink: Option<Arc<dyn RunSink>>,
+) -> Result<FlowRunReport, RecordError> {
     let start = |current: Option<&StateRecord>| match current.map(|r| r.state) {
-        None | Some(State::Scheduled | State::Pending) => Some(StateRecord::now(State::Running, None)),
+        None | Some(State::Scheduled | State::Pending) => Some(StateRecord::now(State::Running, None).by("runner")),
         Some(_) => None,
     };
     match store.transition(&run.id, start).await {
@@ -94,10 +107,21 @@ pub async fn run_recorded(
     }
     let final_record = match &report.outcome {
         FlowRunOutcome::Completed { .. } => StateRecord::now(State::Completed, None),
-        FlowRunOutcome::Failed { reason, .. } => StateRecord::now(State::Failed, Some(reason.clone())),
-    };
-    let finish = |current: Option<&StateRecord>| match current.map(|r| r.state) {
-        Some(State::Running) => Some(final_record.clone()),
+        FlowRunOutcome::Failed { reason, retryable } => StateRecord {
+            retryable: Some(*retryable),
+            ..StateRecord::now(State::Failed, Some(reason.clone()))
+        },
+        FlowRunOutcome::Cancelled { reason } => StateRecord::now(State::Cancelled, Some(reason.clone())),
+    }
+    .by("runner");
+    // A run asked to cancel that finished anyway records how it finished;
+    // one stopped without being asked to cancel (its runner was signalled)
+    // crashed.
+    let finish = |current: Option<&StateRecord>| match (current.map(|r| r.state), &report.outcome) {
+        (Some(State::Running), FlowRunOutcome::Cancelled { reason }) => {
+            Some(StateRecord::now(State::Crashed, Some(reason.clone())).by("runner"))
+        }
+        (Some(State::Running | State::Cancelling), _) => Some(final_record.clone()),
         _ => None,
     };
     match store.transition(&run.id, finish).await {

@@ -16,6 +16,8 @@
 //! the records and nothing above it.
 
 mod artifacts;
+mod deploy;
+mod queue;
 mod recorder;
 mod runs;
 mod url;
@@ -29,6 +31,8 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 pub use artifacts::{ArtifactError, ComponentSource, Pushed, split_artifact_url};
+pub use deploy::{DeployError, ScheduleError};
+pub use queue::{Heartbeat, Queued};
 pub use recorder::StoreRecorder;
 pub use runs::{RunSummary, TransitionOutcome};
 pub use url::{StoreLocation, default_store_url, weft_home};

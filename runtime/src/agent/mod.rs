@@ -1,0 +1,458 @@
+//! The agent: turns schedules into flow runs, claims due runs, launches them
+//! on an [`Infrastructure`], watches them, and cleans up after them.
+//!
+//! Every decision that two agents could both make goes through a create-only
+//! write in the store: a scheduled run's id is derived from its deployment
+//! and time (so each tick becomes one run however many agents see it), a
+//! claim is the Scheduled → Pending state write, a deployment's concurrency
+//! slot is an object only one run can create. Any number of agents can share
+//! a store. An agent never dies on one bad run or deployment: it logs and
+//! goes on.
+//!
+//! May call `store` and `model`; `process.rs` is the local infrastructure.
+
+mod process;
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub use process::{ProcessHandle, ProcessInfrastructure};
+
+use crate::model::{Deployment, FlowRun, Level, LogLine, LogSource, Schedule, State, StateRecord};
+use crate::store::{Store, StoreError, TransitionOutcome};
+
+/// How a launched run's process (or pod) ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exit {
+    /// For a person: `exit status 1`, `signal 9`, `OOMKilled`.
+    pub description: String,
+}
+
+/// Where runs execute: local processes, or Kubernetes Jobs.
+pub trait Infrastructure: Send + Sync {
+    /// A launched run.
+    type Handle: Send;
+
+    /// `process` or `kubernetes`.
+    fn kind(&self) -> &'static str;
+
+    /// Starts a runner for a claimed run.
+    fn launch(&self, run: &FlowRun) -> impl Future<Output = Result<Self::Handle, String>> + Send;
+
+    /// How the run's runner ended, once it has; `None` while it runs.
+    fn poll(&self, handle: &mut Self::Handle) -> Option<Exit>;
+
+    /// Asks the runner to stop (SIGTERM): it records the run Cancelled.
+    fn stop(&self, handle: &mut Self::Handle);
+
+    /// Stops the runner at once.
+    fn kill(&self, handle: &mut Self::Handle);
+
+    /// The runner's last lines of output, to explain a crash.
+    fn last_lines(&self, handle: &Self::Handle) -> Vec<String>;
+}
+
+/// How an agent behaves.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The agent's name: its claims are recorded under it, so a restarted
+    /// agent of the same name finds its runs.
+    pub name: String,
+    /// At most this many runs at once.
+    pub limit: usize,
+    /// How often the agent looks at the store.
+    pub poll_interval: Duration,
+    /// On shutdown, how long running runs get to finish.
+    pub grace: Duration,
+    /// A run whose runner has not sent a heartbeat for this long, and that
+    /// is not a child of this agent, has crashed.
+    pub heartbeat_timeout: Duration,
+    /// How long a cancelled run's runner gets to stop before it is killed.
+    pub cancel_grace: Duration,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            name: "agent".into(),
+            limit: 8,
+            poll_interval: Duration::from_secs(1),
+            grace: Duration::from_secs(30),
+            heartbeat_timeout: Duration::from_secs(30),
+            cancel_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+struct Active<H> {
+    run: FlowRun,
+    handle: H,
+    stop_asked: Option<Instant>,
+}
+
+/// The agent loop over one store and one infrastructure.
+pub struct Agent<I: Infrastructure> {
+    store: Store,
+    infra: I,
+    config: AgentConfig,
+    active: HashMap<String, Active<I::Handle>>,
+    /// Runs this agent claimed before a restart: watched by heartbeat.
+    adopted: HashSet<String>,
+    /// Schedule ticks up to here have been turned into runs.
+    scheduled_until: Option<SystemTime>,
+}
+
+fn millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// A run id that every agent derives alike: a ULID at `time` whose random
+/// part is a hash of `seed`.
+fn derived_id(time: SystemTime, seed: &str) -> String {
+    let mut high = DefaultHasher::new();
+    (seed, 1u8).hash(&mut high);
+    let mut low = DefaultHasher::new();
+    (seed, 2u8).hash(&mut low);
+    let random = (u128::from(high.finish()) << 64 | u128::from(low.finish())) & ((1u128 << 80) - 1);
+    ulid::Ulid::from_parts(millis(time), random).to_string()
+}
+
+/// The times of a schedule in `(from, to]`, at most `max` of them.
+pub fn schedule_times(schedule: &Schedule, from: SystemTime, to: SystemTime, max: usize) -> Vec<SystemTime> {
+    let mut times = Vec::new();
+    if let Some(every) = schedule.interval {
+        let step = every.as_millis().max(1) as u64;
+        let mut t = (millis(from) / step + 1) * step;
+        while t <= millis(to) && times.len() < max {
+            times.push(UNIX_EPOCH + Duration::from_millis(t));
+            t += step;
+        }
+    } else if let Some(expression) = &schedule.cron {
+        let Ok(cron) = crate::model::check_cron(expression) else { return times };
+        let zone: chrono_tz::Tz = schedule.timezone.as_deref().and_then(|z| z.parse().ok()).unwrap_or(chrono_tz::UTC);
+        let start = chrono::DateTime::<chrono::Utc>::from(from).with_timezone(&zone);
+        for next in cron.iter_after(start) {
+            let next = SystemTime::from(next.with_timezone(&chrono::Utc));
+            if next > to || times.len() >= max {
+                break;
+            }
+            times.push(next);
+        }
+    }
+    times
+}
+
+impl<I: Infrastructure> Agent<I> {
+    /// An agent over `store`, launching on `infra`.
+    pub fn new(store: Store, infra: I, config: AgentConfig) -> Self {
+        Agent { store, infra, config, active: HashMap::new(), adopted: HashSet::new(), scheduled_until: None }
+    }
+
+    /// Runs until `shutdown` resolves, then stops claiming, gives running
+    /// runs `grace` to finish, and crash-marks those that do not.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        tracing::info!(agent = %self.config.name, infrastructure = self.infra.kind(), store = self.store.url(), "agent started");
+        if let Err(e) = self.adopt().await {
+            tracing::error!(error = %e, "could not look up the runs this agent claimed before; will retry");
+        }
+        tokio::pin!(shutdown);
+        loop {
+            self.tick().await;
+            tokio::select! {
+                () = tokio::time::sleep(self.config.poll_interval) => {}
+                () = &mut shutdown => break,
+            }
+        }
+        tracing::info!(running = self.active.len(), grace = ?self.config.grace, "shutting down: no more claims");
+        let deadline = Instant::now() + self.config.grace;
+        while !self.active.is_empty() && Instant::now() < deadline {
+            self.watch().await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        for (id, mut active) in std::mem::take(&mut self.active) {
+            self.infra.kill(&mut active.handle);
+            let reason = format!("the agent shut down and its {:?} grace period ran out", self.config.grace);
+            self.end_unfinished(&active.run, &reason, Vec::new()).await;
+            tracing::warn!(run = %id, "killed at shutdown");
+        }
+        tracing::info!("agent stopped");
+    }
+
+    /// One pass: watch what runs, turn schedules into runs, claim due runs.
+    pub async fn tick(&mut self) {
+        self.watch().await;
+        if let Err(e) = self.schedule().await {
+            tracing::error!(error = %e, "could not read deployments to schedule runs");
+        }
+        if let Err(e) = self.claim().await {
+            tracing::error!(error = %e, "could not read the run queue");
+        }
+    }
+
+    async fn adopt(&mut self) -> Result<(), StoreError> {
+        for id in self.store.claimed(&self.config.name).await? {
+            match self.store.latest_state(&id).await? {
+                Some((_, record)) if record.state.is_final() => self.store.forget_claim(&self.config.name, &id).await?,
+                _ => {
+                    tracing::info!(run = %id, "adopting a run claimed before a restart; watching its heartbeats");
+                    self.adopted.insert(id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends a run that did not reach a final state: Cancelled if it was
+    /// being cancelled, else Crashed with the reason. Its runner's last lines
+    /// go into its logs.
+    async fn end_unfinished(&self, run: &FlowRun, reason: &str, last_lines: Vec<String>) {
+        let decide = |current: Option<&StateRecord>| match current.map(|r| r.state) {
+            Some(State::Cancelling) => Some(StateRecord::now(State::Cancelled, Some(reason.to_owned())).by(&self.config.name)),
+            Some(state) if state.is_final() => None,
+            _ => Some(StateRecord::now(State::Crashed, Some(reason.to_owned())).by(&self.config.name)),
+        };
+        if !last_lines.is_empty() {
+            let mut lines: Vec<LogLine> = vec![weft_line(run, Level::Error, format!("The runner's last lines ({reason}):"))];
+            lines.extend(last_lines.into_iter().map(|text| weft_line(run, Level::Error, text)));
+            if let Err(e) = self.store.append_logs(&run.id, &lines, &mut None).await {
+                tracing::warn!(run = %run.id, error = %e, "could not copy the runner's last lines into the run's logs");
+            }
+        }
+        match self.store.transition(&run.id, decide).await {
+            Ok(TransitionOutcome::Written { .. }) => tracing::warn!(run = %run.id, reason, "run ended without an outcome"),
+            Ok(TransitionOutcome::Kept { .. }) => {}
+            Err(e) => tracing::error!(run = %run.id, error = %e, "could not record the run's end"),
+        }
+        self.release(run).await;
+    }
+
+    async fn release(&self, run: &FlowRun) {
+        if let Some(deployment) = &run.deployment
+            && let Err(e) = self.store.release_slot(deployment, &run.id).await
+        {
+            tracing::warn!(run = %run.id, error = %e, "could not release the deployment's concurrency slot");
+        }
+        if let Err(e) = self.store.forget_claim(&self.config.name, &run.id).await {
+            tracing::warn!(run = %run.id, error = %e, "could not forget the claim");
+        }
+    }
+
+    async fn watch(&mut self) {
+        let ids: Vec<String> = self.active.keys().cloned().collect();
+        for id in ids {
+            let Some(active) = self.active.get_mut(&id) else { continue };
+            if let Some(exit) = self.infra.poll(&mut active.handle) {
+                let Some(active) = self.active.remove(&id) else { continue };
+                self.finished(active, exit).await;
+                continue;
+            }
+            let cancelling = matches!(self.store.latest_state(&id).await, Ok(Some((_, r))) if r.state == State::Cancelling);
+            if cancelling {
+                match active.stop_asked {
+                    None => {
+                        tracing::info!(run = %id, "cancelling: asking the runner to stop");
+                        self.infra.stop(&mut active.handle);
+                        active.stop_asked = Some(Instant::now());
+                    }
+                    Some(asked) if asked.elapsed() > self.config.cancel_grace => {
+                        tracing::warn!(run = %id, "the runner did not stop in time; killing it");
+                        self.infra.kill(&mut active.handle);
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        let adopted: Vec<String> = self.adopted.iter().cloned().collect();
+        for id in adopted {
+            if let Err(e) = self.watch_adopted(&id).await {
+                tracing::warn!(run = %id, error = %e, "could not check an adopted run");
+            }
+        }
+    }
+
+    async fn watch_adopted(&mut self, id: &str) -> Result<(), StoreError> {
+        let Some(run) = self.store.read_run(id).await? else {
+            self.adopted.remove(id);
+            return self.store.forget_claim(&self.config.name, id).await;
+        };
+        let state = self.store.latest_state(id).await?;
+        if state.as_ref().is_some_and(|(_, r)| r.state.is_final()) {
+            self.adopted.remove(id);
+            self.release(&run).await;
+            return Ok(());
+        }
+        let last_sign = match self.store.heartbeat(id).await? {
+            Some(beat) => beat.time,
+            None => state.map_or(run.created, |(_, r)| r.time),
+        };
+        let silent = SystemTime::now().duration_since(last_sign).unwrap_or_default();
+        if silent > self.config.heartbeat_timeout {
+            self.adopted.remove(id);
+            let reason = format!("its runner sent no heartbeat for {}", humantime::format_duration(Duration::from_secs(silent.as_secs())));
+            self.end_unfinished(&run, &reason, Vec::new()).await;
+        }
+        Ok(())
+    }
+
+    async fn finished(&self, active: Active<I::Handle>, exit: Exit) {
+        let run = &active.run;
+        let state = self.store.latest_state(&run.id).await.ok().flatten().map(|(_, r)| r);
+        match state {
+            Some(record) if record.state.is_final() => {
+                tracing::info!(run = %run.id, state = %record.state, "run ended");
+                self.release(run).await;
+                if record.state == State::Failed && record.retryable != Some(false) {
+                    self.retry(run, &record).await;
+                }
+            }
+            _ => {
+                let reason = format!("the runner exited ({}) without recording an outcome", exit.description);
+                self.end_unfinished(run, &reason, self.infra.last_lines(&active.handle)).await;
+            }
+        }
+    }
+
+    async fn retry(&self, run: &FlowRun, failed: &StateRecord) {
+        let Some(name) = &run.deployment else { return };
+        let deployment = match self.store.deployment(name).await {
+            Ok(Some(deployment)) => deployment,
+            _ => return,
+        };
+        if run.attempt > deployment.retries {
+            return;
+        }
+        let due = failed.time + deployment.retry_delay;
+        let id = derived_id(failed.time, &format!("retry:{}:{}", run.id, run.attempt + 1));
+        let mut next = deployment.clone();
+        // The retry keeps the run's own parameters and sandbox.
+        next.sandbox = run.sandbox.clone();
+        next.parameters = run.parameters.clone();
+        match self.store.schedule_run(&next, Default::default(), due, Some(id), run.attempt + 1).await {
+            Ok(Some(retry)) => tracing::info!(run = %run.id, retry = %retry.id, attempt = retry.attempt, "scheduled a retry"),
+            Ok(None) => {}
+            Err(e) => tracing::error!(run = %run.id, error = %e, "could not schedule a retry"),
+        }
+    }
+
+    async fn schedule(&mut self) -> Result<(), StoreError> {
+        let now = SystemTime::now();
+        let from = self.scheduled_until.unwrap_or(now - 2 * self.config.poll_interval);
+        let to = now + self.config.poll_interval;
+        let deployments = self.store.deployments().await?;
+        for deployment in &deployments {
+            for (index, schedule) in deployment.schedule.iter().enumerate().filter(|(_, s)| s.active) {
+                for time in schedule_times(schedule, from, to, 100) {
+                    self.schedule_tick(deployment, index, time).await;
+                }
+            }
+        }
+        self.scheduled_until = Some(to);
+        Ok(())
+    }
+
+    async fn schedule_tick(&self, deployment: &Deployment, index: usize, time: SystemTime) {
+        let seed = format!("schedule:{}:{index}:{}", deployment.name, millis(time));
+        let id = derived_id(time, &seed);
+        match self.store.schedule_run(deployment, Default::default(), time, Some(id), 1).await {
+            Ok(Some(run)) => tracing::info!(deployment = %deployment.name, run = %run.id, "scheduled a run"),
+            Ok(None) => {}
+            Err(e) => tracing::error!(deployment = %deployment.name, error = %e, "could not schedule a run"),
+        }
+    }
+
+    async fn claim(&mut self) -> Result<(), StoreError> {
+        let now = SystemTime::now();
+        for queued in self.store.queue().await? {
+            if queued.due > now || self.active.len() >= self.config.limit {
+                break;
+            }
+            if let Err(e) = self.claim_one(&queued).await {
+                tracing::error!(run = %queued.run_id, error = %e, "could not claim a run");
+            }
+        }
+        Ok(())
+    }
+
+    async fn claim_one(&mut self, queued: &crate::store::Queued) -> Result<(), StoreError> {
+        let id = &queued.run_id;
+        let Some(run) = self.store.read_run(id).await? else {
+            return self.store.dequeue(queued).await;
+        };
+        match self.store.latest_state(id).await?.map(|(_, r)| r.state) {
+            Some(State::Scheduled) | None => {}
+            // Cancelled before it started, or claimed by another agent.
+            Some(_) => return self.store.dequeue(queued).await,
+        }
+        let limit = match &run.deployment {
+            Some(name) => self.store.deployment(name).await?.and_then(|d| d.concurrency_limit),
+            None => None,
+        };
+        if let (Some(name), Some(limit)) = (&run.deployment, limit)
+            && self.store.acquire_slot(name, limit, id).await?.is_none()
+        {
+            return Ok(());
+        }
+        let claim = StateRecord::now(State::Pending, Some(format!("claimed by agent `{}`", self.config.name))).by(&self.config.name);
+        let outcome = self
+            .store
+            .transition(id, |current| matches!(current.map(|r| r.state), None | Some(State::Scheduled)).then(|| claim.clone()))
+            .await?;
+        if !matches!(outcome, TransitionOutcome::Written { .. }) {
+            if let Some(name) = &run.deployment {
+                self.store.release_slot(name, id).await?;
+            }
+            return Ok(());
+        }
+        self.store.mark_claimed(&self.config.name, id).await?;
+        self.store.dequeue(queued).await?;
+        match self.infra.launch(&run).await {
+            Ok(handle) => {
+                tracing::info!(run = %id, deployment = run.deployment.as_deref().unwrap_or("-"), "launched");
+                self.active.insert(id.clone(), Active { run, handle, stop_asked: None });
+            }
+            Err(reason) => self.end_unfinished(&run, &format!("could not start its runner: {reason}"), Vec::new()).await,
+        }
+        Ok(())
+    }
+}
+
+fn weft_line(run: &FlowRun, level: Level, message: String) -> LogLine {
+    LogLine {
+        time: SystemTime::now(),
+        level,
+        flow_run_id: run.id.clone(),
+        task_run_id: None,
+        task_name: None,
+        source: LogSource::Weft,
+        message,
+        fields: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_times_follow_cron_in_its_zone_and_intervals_on_the_epoch() {
+        let at = |s: &str| SystemTime::from(chrono::DateTime::parse_from_rfc3339(s).expect("time"));
+        let cron = Schedule { cron: Some("0 6 * * *".into()), timezone: Some("Europe/Berlin".into()), interval: None, active: true };
+        let times = schedule_times(&cron, at("2026-11-22T00:00:00Z"), at("2026-11-24T00:00:00Z"), 10);
+        assert_eq!(times, [at("2026-11-22T05:00:00Z"), at("2026-11-23T05:00:00Z")]);
+
+        let every = Schedule { cron: None, timezone: None, interval: Some(Duration::from_secs(900)), active: true };
+        let times = schedule_times(&every, at("2026-11-22T00:00:00Z"), at("2026-11-22T00:45:00Z"), 10);
+        assert_eq!(times, [at("2026-11-22T00:15:00Z"), at("2026-11-22T00:30:00Z"), at("2026-11-22T00:45:00Z")]);
+        assert_eq!(schedule_times(&every, at("2026-11-22T00:00:00Z"), at("2026-11-23T00:00:00Z"), 5).len(), 5);
+    }
+
+    #[test]
+    fn derived_ids_agree_and_sort_by_time() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        assert_eq!(derived_id(t, "a"), derived_id(t, "a"));
+        assert_ne!(derived_id(t, "a"), derived_id(t, "b"));
+        assert!(derived_id(t, "z") < derived_id(t + Duration::from_millis(1), "a"));
+    }
+}

@@ -1,0 +1,103 @@
+//! The `process` infrastructure: each flow run is a `weft runner` child
+//! process of the agent, with the store in its environment.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+
+use super::{Exit, Infrastructure};
+use crate::model::FlowRun;
+
+/// How many of a runner's last output lines are kept to explain a crash.
+const TAIL: usize = 20;
+
+/// Runs flow runs as child processes.
+#[derive(Debug, Clone)]
+pub struct ProcessInfrastructure {
+    /// The `weft` executable.
+    pub exe: PathBuf,
+    /// The store URL the runners use.
+    pub store_url: String,
+    /// The store options the runners use.
+    pub store_options: Vec<(String, String)>,
+}
+
+/// A runner child process.
+pub struct ProcessHandle {
+    child: Child,
+    tail: Arc<Mutex<VecDeque<String>>>,
+}
+
+fn keep_tail(stream: impl AsyncRead + Unpin + Send + 'static, tail: Arc<Mutex<VecDeque<String>>>) {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stream).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            // The runner echoes its log as JSON lines; keep their text.
+            let text = serde_json::from_str::<crate::model::LogLine>(&line).map(|l| l.message).unwrap_or(line);
+            let mut tail = tail.lock().unwrap_or_else(PoisonError::into_inner);
+            if tail.len() == TAIL {
+                tail.pop_front();
+            }
+            tail.push_back(text);
+        }
+    });
+}
+
+impl Infrastructure for ProcessInfrastructure {
+    type Handle = ProcessHandle;
+
+    fn kind(&self) -> &'static str {
+        "process"
+    }
+
+    async fn launch(&self, run: &FlowRun) -> Result<ProcessHandle, String> {
+        let options: std::collections::BTreeMap<&str, &str> =
+            self.store_options.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut child = Command::new(&self.exe)
+            .args(["runner", "--run", &run.id])
+            .env("WEFT_STORE", &self.store_url)
+            .env("WEFT_STORE_OPTIONS", serde_json::to_string(&options).unwrap_or_default())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start `{} runner`: {e}", self.exe.display()))?;
+        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        if let Some(stdout) = child.stdout.take() {
+            keep_tail(stdout, tail.clone());
+        }
+        if let Some(stderr) = child.stderr.take() {
+            keep_tail(stderr, tail.clone());
+        }
+        Ok(ProcessHandle { child, tail })
+    }
+
+    fn poll(&self, handle: &mut ProcessHandle) -> Option<Exit> {
+        use std::os::unix::process::ExitStatusExt;
+        let status = handle.child.try_wait().ok()??;
+        let description = match (status.code(), status.signal()) {
+            (Some(code), _) => format!("exit status {code}"),
+            (None, Some(signal)) => format!("signal {signal}"),
+            _ => status.to_string(),
+        };
+        Some(Exit { description })
+    }
+
+    fn stop(&self, handle: &mut ProcessHandle) {
+        if let Some(pid) = handle.child.id().and_then(|p| i32::try_from(p).ok()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+        }
+    }
+
+    fn kill(&self, handle: &mut ProcessHandle) {
+        let _ = handle.child.start_kill();
+    }
+
+    fn last_lines(&self, handle: &ProcessHandle) -> Vec<String> {
+        handle.tail.lock().unwrap_or_else(PoisonError::into_inner).iter().cloned().collect()
+    }
+}

@@ -1,0 +1,148 @@
+//! `weft runner`: execute one claimed flow run, wherever an agent started it.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::store_args::StoreArgs;
+use super::terminal::{LogFormat, TerminalLogs};
+use super::{CommandError, EXIT_FAILED, EXIT_UNRECORDED};
+use crate::engine::{Engine, EngineConfig};
+use crate::model::{FlowRunOutcome, Level, RunSink, State, StateRecord};
+use crate::runner::{FlowRunRequest, RecordError, StopSignal, resolve_sandbox, run_request_recorded};
+use crate::store::{Store, weft_home};
+
+/// Exit status of a runner whose run ended Cancelled.
+pub const EXIT_CANCELLED: u8 = 4;
+
+/// Execute one flow run that an agent claimed (a child process, or a pod).
+///
+/// Fetches the run's component and verifies its digest, marks the run
+/// Running, sends heartbeats, stops the guest when the run is cancelled or
+/// this process gets SIGTERM, and records logs, task runs, the result and
+/// the final state. Log lines are echoed on stdout as JSON lines. Exit
+/// status: 0 Completed, 1 Failed or Crashed, 2 bad input, 3 outcome not
+/// recorded, 4 Cancelled.
+#[derive(Debug, Args)]
+pub struct RunnerArgs {
+    /// The flow run's id.
+    #[arg(long = "run", value_name = "ID")]
+    run: String,
+    /// How often the runner writes a heartbeat and checks for cancellation.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
+    heartbeat_interval: Duration,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// Who this runner is, for heartbeats and state records.
+fn runner_name() -> String {
+    let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".into());
+    format!("{host}/{}", std::process::id())
+}
+
+/// Ends a run that cannot start, as Crashed with the reason.
+async fn crash(store: &Store, id: &str, reason: String) -> Result<ExitCode, CommandError> {
+    let record = StateRecord::now(State::Crashed, Some(reason.clone())).by("runner");
+    store
+        .transition(id, |current| current.is_none_or(|r| !r.state.is_final()).then(|| record.clone()))
+        .await?;
+    Err(CommandError(format!("flow run `{id}` crashed: {reason}")))
+}
+
+pub(super) async fn runner(args: RunnerArgs) -> Result<ExitCode, CommandError> {
+    let store = args.store.open()?;
+    let id = args.run.clone();
+    let Some(run) = store.read_run(&id).await? else {
+        return Err(CommandError(format!("no flow run `{id}` in store `{}`", store.url())));
+    };
+    match store.latest_state(&id).await?.map(|(_, r)| r.state) {
+        Some(State::Cancelling) => {
+            let record = StateRecord::now(State::Cancelled, Some("cancelled before it started".into())).by("runner");
+            store.transition(&id, |c| (c.map(|r| r.state) == Some(State::Cancelling)).then(|| record.clone())).await?;
+            eprintln!("flow run `{id}` was cancelled before it started");
+            return Ok(ExitCode::from(EXIT_CANCELLED));
+        }
+        Some(state) if state.is_final() => {
+            return Err(CommandError(format!("flow run `{id}` is {state} already; there is nothing to run")));
+        }
+        _ => {}
+    }
+
+    let bytes = match store.fetch_artifact(&run.component).await {
+        Ok(bytes) => bytes,
+        Err(e) => return crash(&store, &id, format!("its flow component could not be had: {e}")).await,
+    };
+    let engine = Engine::new(&EngineConfig::default())?;
+    let loaded = match weft_home() {
+        Ok(home) => engine.load_flow_cached(&bytes, &run.component, &run.component.to_string(), &home.join("cache/compiled")),
+        Err(_) => engine.load_flow(&bytes, &run.component.to_string()),
+    };
+    let flow = match loaded {
+        Ok(flow) => flow,
+        Err(e) => return crash(&store, &id, e.to_string()).await,
+    };
+    let (limits, grants, notes) = resolve_sandbox(&run.sandbox).await;
+    let mut request = match FlowRunRequest::for_run(&flow, &run, limits) {
+        Ok(request) => request,
+        Err(e) => return crash(&store, &id, e.to_string()).await,
+    };
+    let stop = Arc::new(StopSignal::default());
+    request.grants = grants;
+    request.notes = notes;
+    request.stop = Some(stop.clone());
+
+    // Heartbeats, and the cancellation check, until the run ends.
+    let watcher = tokio::spawn({
+        let (store, id, stop) = (store.clone(), id.clone(), stop.clone());
+        let interval = args.heartbeat_interval;
+        async move {
+            let me = runner_name();
+            loop {
+                if let Err(e) = store.beat(&id, &me).await {
+                    tracing::warn!(run = %id, error = %e, "could not write a heartbeat");
+                }
+                if let Ok(Some((_, record))) = store.latest_state(&id).await
+                    && record.state == State::Cancelling
+                {
+                    let by = record.by.map(|b| format!(" by {b}")).unwrap_or_default();
+                    stop.stop(format!("cancelled{by}"));
+                }
+                tokio::time::sleep(interval).await;
+            }
+        }
+    });
+    let signals = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+                return;
+            };
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            stop.stop(format!("the runner received {name}"));
+        }
+    });
+
+    let echo: Arc<dyn RunSink> = Arc::new(TerminalLogs::new(LogFormat::Json, Level::Trace, flow.name()).to_stdout());
+    let result = run_request_recorded(&engine, &flow, &store, &run, request, Some(echo)).await;
+    watcher.abort();
+    signals.abort();
+    match result {
+        Ok(report) => Ok(match report.outcome {
+            FlowRunOutcome::Completed { .. } => ExitCode::SUCCESS,
+            FlowRunOutcome::Failed { .. } => ExitCode::from(EXIT_FAILED),
+            FlowRunOutcome::Cancelled { .. } => ExitCode::from(EXIT_CANCELLED),
+        }),
+        Err(error @ RecordError::Unrecorded { .. }) => {
+            super::print_error(&error.to_string());
+            Ok(ExitCode::from(EXIT_UNRECORDED))
+        }
+        Err(error) => Err(CommandError(error.to_string())),
+    }
+}

@@ -1,0 +1,185 @@
+//! Applying deployments and creating their runs.
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use super::{ArtifactError, ComponentSource, Store, StoreError};
+use crate::engine::inspect;
+use crate::model::{
+    Deployment, DeploymentSpec, FlowRun, ParameterError, ParameterSchema, Parameters, State, StateRecord,
+};
+
+/// Why a deployment could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// A component could not be had.
+    #[error("deployment `{deployment}` ({file} line {line}): {source}")]
+    Component {
+        /// The deployment.
+        deployment: String,
+        /// The file.
+        file: String,
+        /// The line of its `name`.
+        line: u64,
+        /// What failed.
+        source: ArtifactError,
+    },
+    /// A component is not a usable flow.
+    #[error("deployment `{deployment}` ({file} line {line}): {reason}")]
+    Invalid {
+        /// The deployment.
+        deployment: String,
+        /// The file.
+        file: String,
+        /// The line of its `name`.
+        line: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Store {
+    /// Prepares one deployment from a file: pushes its local components
+    /// (paths are relative to `base_dir`, the file's folder) and checks its
+    /// default parameters against the flow's schema. Nothing is applied
+    /// until [`Store::put_deployment`].
+    pub async fn prepare_deployment(
+        &self,
+        spec: &DeploymentSpec,
+        file: &str,
+        base_dir: &Path,
+        options: &[(String, String)],
+    ) -> Result<Deployment, DeployError> {
+        let name = spec.name.value.clone();
+        let line = spec.name.referenced.line();
+        let invalid = |reason: String| DeployError::Invalid { deployment: name.clone(), file: file.to_owned(), line, reason };
+        let component = |reference: &str| {
+            let resolved = if Path::new(reference).is_relative() && !reference.contains("://") && !reference.starts_with("sha256:") {
+                let joined = base_dir.join(reference);
+                if joined.is_file() { joined.display().to_string() } else { reference.to_owned() }
+            } else {
+                reference.to_owned()
+            };
+            ComponentSource::parse(&resolved)
+        };
+
+        let source = component(&spec.flow).map_err(&invalid)?;
+        let (bytes, flow) = self.component(&source, options).await.map_err(|source| DeployError::Component {
+            deployment: name.clone(),
+            file: file.to_owned(),
+            line,
+            source,
+        })?;
+        let info = inspect(&bytes, &spec.flow).map_err(|e| invalid(e.to_string()))?;
+        let flow_name = info.flow_name.clone().unwrap_or_else(|| name.clone());
+        if let Some(schema) = &info.parameters_schema {
+            let schema = ParameterSchema::new(schema.clone()).map_err(&invalid)?;
+            let scheduled = spec.schedule.iter().any(|s| s.active);
+            if let Err(mut error) = schema.validate(&name, &spec.parameters) {
+                // Defaults may leave required parameters to each run, unless
+                // a schedule makes runs with the defaults alone.
+                if !scheduled {
+                    error.problems.retain(|p| !p.message.starts_with("is required"));
+                }
+                if !error.problems.is_empty() {
+                    return Err(invalid(describe(&error)));
+                }
+            }
+        }
+        let mut tasks = std::collections::BTreeMap::new();
+        for (task, reference) in &spec.tasks {
+            let source = component(reference).map_err(|e| invalid(format!("task `{task}`: {e}")))?;
+            let (_, digest) = self.component(&source, options).await.map_err(|source| DeployError::Component {
+                deployment: name.clone(),
+                file: file.to_owned(),
+                line,
+                source,
+            })?;
+            tasks.insert(task.clone(), digest);
+        }
+        let deployment = Deployment {
+            name: name.clone(),
+            description: spec.description.clone(),
+            flow,
+            flow_name,
+            parameters_schema: info.parameters_schema,
+            parameters: spec.parameters.clone(),
+            tasks,
+            schedule: spec.schedule.clone(),
+            tags: spec.tags.clone(),
+            retries: spec.retries,
+            retry_delay: spec.retry_delay,
+            concurrency_limit: spec.concurrency_limit,
+            sandbox: spec.sandbox.clone(),
+            infrastructure: spec.infrastructure.clone(),
+            updated: SystemTime::now(),
+        };
+        Ok(deployment)
+    }
+
+    /// Creates a Scheduled run of a deployment, due at `due`, and queues it.
+    /// `parameters` override the deployment's defaults and are checked
+    /// against its schema first. With a given `id` (schedules and retries
+    /// derive one), the run is created only once however many agents try:
+    /// `Ok(None)` when it exists already.
+    pub async fn schedule_run(
+        &self,
+        deployment: &Deployment,
+        parameters: Parameters,
+        due: SystemTime,
+        id: Option<String>,
+        attempt: u32,
+    ) -> Result<Option<FlowRun>, ScheduleError> {
+        let mut merged = deployment.parameters.clone();
+        merged.extend(parameters);
+        if let Some(schema) = &deployment.parameters_schema {
+            let schema = ParameterSchema::new(schema.clone()).map_err(|reason| ScheduleError::Parameters(ParameterError {
+                flow: deployment.name.clone(),
+                problems: vec![crate::model::ParameterProblem { parameter: String::new(), message: reason }],
+            }))?;
+            schema.validate(&deployment.name, &merged).map_err(ScheduleError::Parameters)?;
+        }
+        let run = FlowRun {
+            id: id.unwrap_or_else(crate::model::new_id),
+            flow_name: deployment.flow_name.clone(),
+            deployment: Some(deployment.name.clone()),
+            component: deployment.flow.clone(),
+            parameters: merged,
+            attempt,
+            created: SystemTime::now(),
+            scheduled_for: Some(due),
+            sandbox: deployment.sandbox.clone(),
+        };
+        let path = format!("runs/{}/run.json", run.id);
+        let json = serde_json::to_vec(&run).map_err(|e| StoreError::Corrupt {
+            url: self.url().to_owned(),
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        if !self.create(&path, json.into()).await? {
+            return Ok(None);
+        }
+        self.transition(&run.id, |current| current.is_none().then(|| StateRecord::now(State::Scheduled, None)))
+            .await?;
+        self.enqueue(&run.id, due).await?;
+        Ok(Some(run))
+    }
+}
+
+/// Why a run could not be scheduled.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    /// The parameters do not pass the flow's schema.
+    #[error("{}", describe(.0))]
+    Parameters(ParameterError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn describe(error: &ParameterError) -> String {
+    error.to_string().replace('\n', "; ")
+}
