@@ -8,6 +8,7 @@ mod fixtures {
 }
 
 mod cli;
+mod agent;
 mod components;
 mod emulators;
 mod examples;

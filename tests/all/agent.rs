@@ -1,0 +1,398 @@
+//! Deployments, the agent and the runner, with real `weft` processes on a
+//! local store (and the S3 emulator for the end-to-end path).
+
+use std::collections::HashMap;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{Value, json};
+use weft::model::{Level, State};
+use weft::store::Store;
+
+use crate::fixtures::{EXAMPLE_ETL, EXAMPLE_HELLO, PANICS, PARAMS, SLOW};
+use crate::store::Backend;
+use crate::{stderr, stdout, weft};
+
+/// A `weft agent` process, stopped with SIGTERM when dropped.
+struct AgentProcess {
+    child: Option<Child>,
+}
+
+impl AgentProcess {
+    fn start(backend: &Backend, name: &str, extra: &[&str]) -> AgentProcess {
+        let child = weft()
+            .args(["agent", "--name", name, "--poll-interval", "200ms"])
+            .args(extra)
+            .args(backend.args())
+            .env("WEFT_LOG", "weft=debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("weft agent");
+        AgentProcess { child: Some(child) }
+    }
+
+    /// SIGKILL: the agent gets no chance to clean up.
+    fn kill(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, and the agent's log.
+    fn stop(mut self) -> String {
+        let Some(child) = self.child.take() else { return String::new() };
+        signal(i32::try_from(child.id()).expect("pid"), "TERM");
+        let output = child.wait_with_output().expect("agent exits");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(i32::try_from(child.id()).expect("pid"), "TERM");
+            let _ = child.wait();
+        }
+    }
+}
+
+fn signal(pid: i32, name: &str) {
+    let _ = std::process::Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();
+}
+
+fn deploy(backend: &Backend, yaml: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("weft.yaml");
+    std::fs::write(&file, yaml).expect("write weft.yaml");
+    let output = weft().args(["deploy", "-f"]).arg(&file).args(backend.args()).output().expect("weft deploy");
+    assert_eq!(output.status.code(), Some(0), "deploy: {}", stderr(&output));
+    dir
+}
+
+/// Schedules a run of a deployment now and returns its id.
+fn run_deployment(backend: &Backend, name: &str, params: &[&str]) -> String {
+    let mut command = weft();
+    command.args(["deployment", "run", name]).args(backend.args());
+    for param in params {
+        command.args(["-p", param]);
+    }
+    let output = command.output().expect("weft deployment run");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    stdout(&output).trim().to_owned()
+}
+
+async fn wait_for(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn state(store: &Store, id: &str) -> Option<State> {
+    store.latest_state(id).await.expect("state").map(|(_, r)| r.state)
+}
+
+async fn states(store: &Store, id: &str) -> Vec<State> {
+    store.states(id).await.expect("states").into_iter().map(|(_, r)| r.state).collect()
+}
+
+/// The pid of the runner of a run, from its heartbeat (`host/pid`).
+async fn runner_pid(store: &Store, id: &str) -> i32 {
+    let mut pid = None;
+    wait_for("a heartbeat", Duration::from_secs(30), async || {
+        pid = store
+            .heartbeat(id)
+            .await
+            .expect("heartbeat")
+            .and_then(|b| b.runner.rsplit('/').next().and_then(|p| p.parse().ok()));
+        pid.is_some()
+    })
+    .await;
+    pid.expect("pid")
+}
+
+fn hello_yaml(extra: &str) -> String {
+    format!("deployments:\n  - name: hello\n    flow: {EXAMPLE_HELLO}\n{extra}")
+}
+
+fn slow_yaml(name: &str, extra: &str) -> String {
+    format!("  - name: {name}\n    flow: {SLOW}\n    parameters: {{ticks: 40, interval_ms: 250}}\n{extra}")
+}
+
+async fn deployment_run_end_to_end(backend: Backend) {
+    let _dir = deploy(&backend, &format!("deployments:\n  - name: etl\n    flow: {EXAMPLE_ETL}\n    tags: [tutorial]\n"));
+    let agent = AgentProcess::start(&backend, "e2e", &[]);
+    let output = weft()
+        .args(["deployment", "run", "etl", "--watch"])
+        .args(backend.args())
+        .output()
+        .expect("weft deployment run --watch");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "[10,20,30]\n");
+    assert!(stderr(&output).contains("etl/load | Here's your data: [10, 20, 30]"), "{}", stderr(&output));
+
+    let store = backend.open();
+    let id = store.run_ids().await.expect("runs").pop().expect("one run");
+    assert_eq!(states(&store, &id).await, [State::Scheduled, State::Pending, State::Running, State::Completed]);
+    let run = store.read_run(&id).await.expect("read").expect("run");
+    assert_eq!(run.deployment.as_deref(), Some("etl"));
+    assert_eq!(store.read_result(&id).await.expect("result"), Some(json!([10, 20, 30])));
+    assert_eq!(store.task_runs(&id).await.expect("tasks").len(), 3);
+    let pending = store.states(&id).await.expect("states")[1].1.clone();
+    assert_eq!(pending.by.as_deref(), Some("e2e"), "the claim names the agent");
+    drop(agent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_runs_end_to_end_on_a_local_store() {
+    deployment_run_end_to_end(Backend::file()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_runs_end_to_end_on_s3() {
+    deployment_run_end_to_end(Backend::s3()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_makes_one_run_per_tick_across_two_agents() {
+    let backend = Backend::file();
+    let _dir = deploy(&backend, &hello_yaml("    schedule:\n      cron: \"*/2 * * * * *\"\n"));
+    let started = SystemTime::now();
+    let a = AgentProcess::start(&backend, "a", &[]);
+    let b = AgentProcess::start(&backend, "b", &[]);
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    drop(a);
+    drop(b);
+    let store = backend.open();
+    let mut per_tick: HashMap<SystemTime, usize> = HashMap::new();
+    for id in store.run_ids().await.expect("runs") {
+        let run = store.read_run(&id).await.expect("read").expect("run");
+        let tick = run.scheduled_for.expect("a scheduled run has its time");
+        assert_eq!(tick.duration_since(std::time::UNIX_EPOCH).expect("time").as_millis() % 2000, 0, "on the schedule");
+        *per_tick.entry(tick).or_default() += 1;
+    }
+    assert!(per_tick.len() >= 3, "about one tick every 2s over 9s: {per_tick:?}");
+    assert!(per_tick.values().all(|&n| n == 1), "each tick became exactly one run: {per_tick:?}");
+    assert!(per_tick.keys().all(|t| *t >= started - Duration::from_secs(1)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_agents_run_each_of_500_queued_runs_exactly_once() {
+    let backend = Backend::file();
+    let _dir = deploy(&backend, &hello_yaml(""));
+    let store = backend.open();
+    let deployment = store.deployment("hello").await.expect("read").expect("deployed");
+    let mut ids = Vec::new();
+    for i in 0..500 {
+        let parameters = json!({"name": format!("n{i}")}).as_object().cloned().expect("object");
+        let run = store.schedule_run(&deployment, parameters, SystemTime::now(), None, 1).await.expect("schedule");
+        ids.push(run.expect("created").id);
+    }
+    let a = AgentProcess::start(&backend, "a", &["--limit", "16"]);
+    let b = AgentProcess::start(&backend, "b", &["--limit", "16"]);
+    wait_for("500 runs to finish", Duration::from_secs(600), async || store.queue().await.expect("queue").is_empty()).await;
+    for id in &ids {
+        wait_for("the run to end", Duration::from_secs(60), async || state(&store, id).await == Some(State::Completed)).await;
+    }
+    drop(a);
+    drop(b);
+    let mut by_agent: HashMap<String, usize> = HashMap::new();
+    for (i, id) in ids.iter().enumerate() {
+        let history = store.states(id).await.expect("states");
+        let kinds: Vec<State> = history.iter().map(|(_, r)| r.state).collect();
+        assert_eq!(kinds, [State::Scheduled, State::Pending, State::Running, State::Completed], "run {id}");
+        *by_agent.entry(history[1].1.by.clone().unwrap_or_default()).or_default() += 1;
+        let (logs, _) = store.read_logs(id, None).await.expect("logs");
+        let began = logs.iter().filter(|l| l.message.starts_with("Beginning flow run")).count();
+        assert_eq!(began, 1, "run {id} ran once");
+        assert_eq!(store.read_result(id).await.expect("result"), Some(json!(format!("Hello, n{i}!"))));
+    }
+    assert_eq!(by_agent.values().sum::<usize>(), 500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_runner_leaves_a_crashed_run_with_its_reason() {
+    let backend = Backend::file();
+    let _dir = deploy(&backend, &format!("deployments:\n{}", slow_yaml("slow", "")));
+    let agent = AgentProcess::start(&backend, "a", &[]);
+    let id = run_deployment(&backend, "slow", &[]);
+    let store = backend.open();
+    wait_for("the run to start", Duration::from_secs(30), async || state(&store, &id).await == Some(State::Running)).await;
+    let pid = runner_pid(&store, &id).await;
+    signal(pid, "KILL");
+    wait_for("the crash to be noticed", Duration::from_secs(30), async || state(&store, &id).await == Some(State::Crashed))
+        .await;
+    let last = store.latest_state(&id).await.expect("state").expect("crashed").1;
+    let reason = last.message.unwrap_or_default();
+    assert_eq!(reason, "the runner exited (signal 9) without recording an outcome");
+    let (logs, _) = store.read_logs(&id, None).await.expect("logs");
+    assert!(
+        logs.iter().any(|l| l.level == Level::Error && l.message.starts_with("The runner's last lines")),
+        "the runner's last lines are in the run's logs"
+    );
+    assert!(logs.iter().any(|l| l.message.starts_with("tick ")), "copied lines include the flow's output");
+    drop(agent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_and_restarted_agent_loses_and_doubles_nothing() {
+    let backend = Backend::file();
+    let yaml = format!(
+        "deployments:\n{}\n  - name: hello\n    flow: {EXAMPLE_HELLO}\n",
+        slow_yaml("slow", "").replace("ticks: 40", "ticks: 24")
+    );
+    let _dir = deploy(&backend, &yaml);
+    let store = backend.open();
+    let agent = AgentProcess::start(&backend, "steady", &[]);
+    let slow = run_deployment(&backend, "slow", &[]);
+    wait_for("the slow run to start", Duration::from_secs(30), async || state(&store, &slow).await == Some(State::Running))
+        .await;
+    agent.kill();
+    // While no agent runs, more work arrives.
+    let queued: Vec<String> = (0..5).map(|_| run_deployment(&backend, "hello", &[])).collect();
+    let agent = AgentProcess::start(&backend, "steady", &["--heartbeat-timeout", "10s"]);
+    for id in queued.iter().chain([&slow]) {
+        wait_for("every run to complete", Duration::from_secs(60), async || state(&store, id).await == Some(State::Completed))
+            .await;
+    }
+    wait_for("every claim to be settled", Duration::from_secs(30), async || {
+        store.claimed("steady").await.expect("claims").is_empty()
+    })
+    .await;
+    let log = agent.stop();
+    assert!(log.contains("adopting a run claimed before a restart"), "{log}");
+    for id in queued.iter().chain([&slow]) {
+        let running = states(&store, id).await.iter().filter(|s| **s == State::Running).count();
+        assert_eq!(running, 1, "run {id} ran exactly once");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_flow_is_cancelled() {
+    let backend = Backend::file();
+    let _dir = deploy(&backend, &format!("deployments:\n{}", slow_yaml("slow", "")));
+    let agent = AgentProcess::start(&backend, "a", &[]);
+    let id = run_deployment(&backend, "slow", &[]);
+    let store = backend.open();
+    wait_for("the run to start", Duration::from_secs(30), async || state(&store, &id).await == Some(State::Running)).await;
+    let output = weft().args(["runs", "cancel", &id]).args(backend.args()).output().expect("cancel");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    wait_for("the run to be cancelled", Duration::from_secs(30), async || state(&store, &id).await == Some(State::Cancelled))
+        .await;
+    assert_eq!(states(&store, &id).await, [State::Scheduled, State::Pending, State::Running, State::Cancelling, State::Cancelled]);
+    let (logs, _) = store.read_logs(&id, None).await.expect("logs");
+    let ticks = logs.iter().filter(|l| l.message.starts_with("tick ")).count();
+    assert!(ticks < 40, "the flow was stopped early ({ticks} ticks)");
+
+    // A run that has not started never does; one that has ended cannot be cancelled.
+    let output = weft().args(["runs", "cancel", &id]).args(backend.args()).output().expect("cancel");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("is Cancelled already"), "{}", stderr(&output));
+    drop(agent);
+    let queued = run_deployment(&backend, "slow", &[]);
+    let output = weft().args(["runs", "cancel", &queued]).args(backend.args()).output().expect("cancel");
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(states(&store, &queued).await, [State::Scheduled, State::Cancelled]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_run_is_retried_as_new_attempts() {
+    let backend = Backend::file();
+    let _dir = deploy(
+        &backend,
+        &format!("deployments:\n  - name: flaky\n    flow: {PANICS}\n    retries: 2\n    retry_delay: 1s\n"),
+    );
+    let agent = AgentProcess::start(&backend, "a", &[]);
+    let first = run_deployment(&backend, "flaky", &[]);
+    let store = backend.open();
+    wait_for("three attempts", Duration::from_secs(60), async || {
+        let mut failed = 0;
+        for id in store.run_ids().await.expect("runs") {
+            failed += usize::from(state(&store, &id).await == Some(State::Failed));
+        }
+        failed == 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    drop(agent);
+    let mut attempts = Vec::new();
+    for id in store.run_ids().await.expect("runs") {
+        let run = store.read_run(&id).await.expect("read").expect("run");
+        attempts.push((run.attempt, run.deployment.clone()));
+    }
+    attempts.sort();
+    let flaky = Some("flaky".to_owned());
+    assert_eq!(attempts, [(1, flaky.clone()), (2, flaky.clone()), (3, flaky)], "retries: 2 gives three attempts, no more");
+    assert_eq!(store.run_ids().await.expect("runs")[0], first);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrency_limit_of_2_holds_under_20_queued_runs() {
+    let backend = Backend::file();
+    let yaml = format!("deployments:\n{}", slow_yaml("limited", "    concurrency_limit: 2\n"))
+        .replace("ticks: 40, interval_ms: 250", "ticks: 2, interval_ms: 100");
+    let _dir = deploy(&backend, &yaml);
+    let ids: Vec<String> = (0..20).map(|_| run_deployment(&backend, "limited", &[])).collect();
+    let agent = AgentProcess::start(&backend, "a", &["--limit", "10"]);
+    let store = backend.open();
+    for id in &ids {
+        wait_for("every run to complete", Duration::from_secs(120), async || state(&store, id).await == Some(State::Completed))
+            .await;
+    }
+    drop(agent);
+    // From the state histories: how many runs were Running at once, at most.
+    let mut events = Vec::new();
+    for id in &ids {
+        for (_, record) in store.states(id).await.expect("states") {
+            match record.state {
+                State::Pending => events.push((record.time, 1)),
+                State::Completed => events.push((record.time, -1)),
+                _ => {}
+            }
+        }
+    }
+    events.sort();
+    let (mut now, mut most) = (0, 0);
+    for (_, change) in events {
+        now += change;
+        most = most.max(now);
+    }
+    assert_eq!(most, 2, "never more than two at once, and the limit was used");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_files_and_bad_parameters_are_rejected_before_anything_is_scheduled() {
+    let backend = Backend::file();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("weft.yaml");
+    std::fs::write(&file, format!("deployments:\n  - name: p\n    flow: {PARAMS}\n    retires: 2\n")).expect("write");
+    let output = weft().args(["deploy", "-f"]).arg(&file).args(backend.args()).output().expect("deploy");
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(err.contains("weft.yaml line 4 column 5: unknown field `retires`: did you mean `retries`?"), "{err}");
+
+    std::fs::write(&file, format!("deployments:\n  - name: p\n    flow: {PARAMS}\n    parameters: {{n: ten}}\n")).expect("write");
+    let output = weft().args(["deploy", "-f"]).arg(&file).args(backend.args()).output().expect("deploy");
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(err.contains("deployment `p` (") && err.contains("line 2)"), "{err}");
+    assert!(err.contains("parameter `n` must be an integer, got \"ten\""), "{err}");
+
+    std::fs::write(&file, format!("deployments:\n  - name: p\n    flow: {PARAMS}\n    parameters: {{n: 2}}\n")).expect("write");
+    let output = weft().args(["deploy", "-f"]).arg(&file).args(backend.args()).output().expect("deploy");
+    assert_eq!(output.status.code(), Some(0), "required parameters may be left to each run: {}", stderr(&output));
+    let output = weft().args(["deployment", "run", "p", "-p", "n=ten"]).args(backend.args()).output().expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(err.contains("parameter `name` is required"), "{err}");
+    assert!(err.contains("parameter `n` must be an integer"), "{err}");
+    assert!(backend.open().run_ids().await.expect("runs").is_empty(), "nothing was scheduled");
+    let listed: Value = serde_json::from_str(&stdout(
+        &weft().args(["deployment", "ls", "--output", "json"]).args(backend.args()).output().expect("ls"),
+    ))
+    .expect("JSON");
+    assert_eq!(listed[0]["name"], "p");
+}
