@@ -16,11 +16,23 @@ setup:
 		rustup target add wasm32-wasip2; \
 	fi
 
+# The etl example, twice on the embedded default (store in ~/.weft, local
+# processes): once with `weft run`, then through a deployment and an agent.
 demo: setup
 	$(CARGO) build -p weft
-	$(CARGO) build --release --target wasm32-wasip2 \
-		--manifest-path examples/etl/Cargo.toml --target-dir $(GUESTS)
+	for flow in etl hello; do \
+		$(CARGO) build --release --target wasm32-wasip2 \
+			--manifest-path examples/$$flow/Cargo.toml --target-dir $(GUESTS) || exit 1; \
+	done
+	@echo "== weft run: the etl flow, in this process"
 	$(WEFT) run $(GUESTS)/wasm32-wasip2/release/etl.wasm
+	@echo "== weft deploy, an agent, and weft deployment run --watch"
+	$(WEFT) deploy -f examples/weft.yaml
+	@$(WEFT) agent --name demo > target/demo-agent.log 2>&1 & agent=$$!; \
+		$(WEFT) deployment run etl --watch; status=$$?; \
+		kill $$agent; wait $$agent; \
+		echo "== the agent's log (target/demo-agent.log)"; cat target/demo-agent.log; \
+		exit $$status
 
 # The store tests run against moto (S3), Azurite (Azure Blob) and
 # fake-gcs-server (GCS); install.sh puts them in target/emulators/ and the
@@ -31,4 +43,5 @@ test: setup
 	$(CARGO) test --workspace
 
 bench: setup
+	$(CARGO) build --release -p weft
 	$(CARGO) bench -p weft-tests

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use weft::model::{Level, State};
 use weft::store::Store;
 
-use crate::fixtures::{EXAMPLE_ETL, EXAMPLE_HELLO, PANICS, PARAMS, SLOW};
+use crate::fixtures::{EXAMPLE_ETL, EXAMPLE_HELLO, PANICS, PARAMS, SANDBOX_PROBE, SLOW};
 use crate::store::Backend;
 use crate::{stderr, stdout, weft};
 
@@ -20,7 +20,12 @@ struct AgentProcess {
 
 impl AgentProcess {
     fn start(backend: &Backend, name: &str, extra: &[&str]) -> AgentProcess {
+        Self::start_with_env(backend, name, extra, &[])
+    }
+
+    fn start_with_env(backend: &Backend, name: &str, extra: &[&str], env: &[(&str, &str)]) -> AgentProcess {
         let child = weft()
+            .envs(env.iter().copied())
             .args(["agent", "--name", name, "--poll-interval", "200ms"])
             .args(extra)
             .args(backend.args())
@@ -395,4 +400,30 @@ async fn bad_files_and_bad_parameters_are_rejected_before_anything_is_scheduled(
     ))
     .expect("JSON");
     assert_eq!(listed[0]["name"], "p");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_grants_exactly_the_env_dirs_and_hosts_it_names() {
+    let backend = Backend::file();
+    let data = tempfile::tempdir().expect("tempdir");
+    std::fs::write(data.path().join("secret.txt"), "for the flow").expect("write");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let address = listener.local_addr().expect("address").to_string();
+    let yaml = format!(
+        "deployments:\n  - name: probe\n    flow: {SANDBOX_PROBE}\n    parameters: {{file: /data/secret.txt, address: \"{address}\", variable: WEFT_TEST_GRANTED}}\n    sandbox:\n      env: [WEFT_TEST_GRANTED]\n      dirs: [{{host: {}, guest: /data, read_only: true}}]\n      hosts: [\"{address}\"]\n",
+        data.path().display()
+    );
+    let _dir = deploy(&backend, &yaml);
+    let env = [("WEFT_TEST_GRANTED", "granted-value"), ("WEFT_TEST_NOT_GRANTED", "secret")];
+    let agent = AgentProcess::start_with_env(&backend, "a", &[], &env);
+    let output = weft().args(["deployment", "run", "probe", "--watch"]).args(backend.args()).output().expect("run");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let seen: Value = serde_json::from_str(&stdout(&output)).expect("JSON result");
+    assert_eq!(seen["read"], true, "the granted directory is readable: {seen}");
+    assert_eq!(seen["root_listed"], false, "nothing else is: {seen}");
+    assert_eq!(seen["env_vars"], 1, "only the granted variable: {seen}");
+    assert_eq!(seen["variable"], "granted-value", "{seen}");
+    assert_eq!(seen["connected"], true, "the granted host is reachable: {seen}");
+    assert!(listener.accept().is_ok());
+    drop(agent);
 }
