@@ -427,3 +427,30 @@ async fn a_deployment_grants_exactly_the_env_dirs_and_hosts_it_names() {
     assert!(listener.accept().is_ok());
     drop(agent);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sigterm_the_agent_lets_runs_finish_within_its_grace_period() {
+    let backend = Backend::file();
+    let yaml = format!("deployments:\n{}{}", slow_yaml("short", "").replace("ticks: 40", "ticks: 8"), slow_yaml("long", ""));
+    let _dir = deploy(&backend, &yaml);
+    let store = backend.open();
+
+    let agent = AgentProcess::start(&backend, "graceful", &["--grace", "20s"]);
+    let short = run_deployment(&backend, "short", &[]);
+    wait_for("the run to start", Duration::from_secs(30), async || state(&store, &short).await == Some(State::Running)).await;
+    let log = agent.stop();
+    assert_eq!(state(&store, &short).await, Some(State::Completed), "the agent waited for it: {log}");
+    assert!(log.contains("shutting down: no more claims"), "{log}");
+
+    let agent = AgentProcess::start(&backend, "impatient", &["--grace", "1s"]);
+    let long = run_deployment(&backend, "long", &[]);
+    wait_for("the run to start", Duration::from_secs(30), async || state(&store, &long).await == Some(State::Running)).await;
+    let _ = agent.stop();
+    let last = store.latest_state(&long).await.expect("state").expect("a state").1;
+    assert_eq!(last.state, State::Crashed);
+    assert_eq!(last.message.as_deref(), Some("the agent shut down and its 1s grace period ran out"));
+    // After SIGTERM nothing new is claimed.
+    let queued = run_deployment(&backend, "short", &[]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(state(&store, &queued).await, Some(State::Scheduled));
+}

@@ -173,7 +173,10 @@ impl<I: Infrastructure> Agent<I> {
         }
         for (id, mut active) in std::mem::take(&mut self.active) {
             self.infra.kill(&mut active.handle);
-            let reason = format!("the agent shut down and its {:?} grace period ran out", self.config.grace);
+            let reason = format!(
+                "the agent shut down and its {} grace period ran out",
+                humantime::format_duration(self.config.grace)
+            );
             self.end_unfinished(&active.run, &reason, Vec::new()).await;
             tracing::warn!(run = %id, "killed at shutdown");
         }

@@ -62,6 +62,9 @@ impl Infrastructure for ProcessInfrastructure {
             .env("WEFT_STORE", &self.store_url)
             .env("WEFT_STORE_OPTIONS", serde_json::to_string(&options).unwrap_or_default())
             .stdin(Stdio::null())
+            // A group of its own: Ctrl-C at the agent's terminal reaches the
+            // agent, which gives its runners the grace period, not the runners.
+            .process_group(0)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
