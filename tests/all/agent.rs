@@ -454,3 +454,28 @@ async fn on_sigterm_the_agent_lets_runs_finish_within_its_grace_period() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(state(&store, &queued).await, Some(State::Scheduled));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployments_are_listed_shown_and_deleted() {
+    let backend = Backend::file();
+    let _dir = deploy(&backend, &hello_yaml("    tags: [greeting]\n    schedule: {interval: 1h, active: false}\n"));
+    let cli = |args: &[&str]| weft().args(args).args(backend.args()).output().expect("weft");
+    let listed = stdout(&cli(&["deployment", "ls"]));
+    assert!(listed.lines().next().is_some_and(|h| h.starts_with("NAME")), "{listed}");
+    assert!(listed.contains("hello") && listed.contains("every 1h (paused)"), "{listed}");
+
+    let shown: Value = serde_json::from_str(&stdout(&cli(&["deployment", "show", "hello"]))).expect("JSON");
+    assert_eq!(shown["flow_name"], "hello");
+    assert_eq!(shown["tags"], json!(["greeting"]));
+    assert!(shown["flow"].as_str().is_some_and(|d| d.starts_with("sha256:")), "{shown}");
+    assert_eq!(shown["parameters_schema"]["properties"]["name"]["type"], "string");
+
+    let id = run_deployment(&backend, "hello", &[]);
+    let deleted = cli(&["deployment", "delete", "hello"]);
+    assert_eq!(deleted.status.code(), Some(0), "{}", stderr(&deleted));
+    assert!(stdout(&cli(&["deployment", "ls", "--output", "json"])).trim() == "[]");
+    assert!(backend.open().read_run(&id).await.expect("read").is_some(), "its runs stay");
+    let missing = cli(&["deployment", "show", "hello"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(stderr(&missing).contains("no deployment `hello`"), "{}", stderr(&missing));
+}
