@@ -9,7 +9,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,8 @@ pub(crate) struct Emulator {
     pub record: Option<PathBuf>,
     /// Held open for the life of the process; closing it stops the emulator.
     _lifeline: Mutex<ChildStdin>,
+    /// The watching shell; it ends with the emulator.
+    _shell: Mutex<Child>,
     _dir: tempfile::TempDir,
 }
 
@@ -104,7 +106,7 @@ fn start_program(bin: &std::path::Path, args: impl Fn(u16, &std::path::Path) -> 
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    Emulator { endpoint, record: None, _lifeline: Mutex::new(lifeline), _dir: dir }
+    Emulator { endpoint, record: None, _lifeline: Mutex::new(lifeline), _shell: Mutex::new(child), _dir: dir }
 }
 
 /// moto's S3 server, with the test bucket.

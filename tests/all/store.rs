@@ -326,17 +326,17 @@ async fn logs_follow_a_live_run(backend: &Backend) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let follow = weft()
+    let mut follow = weft()
         .env("WEFT_HOME", home.path())
         .args(["logs", &id, "--follow"])
         .args(backend.args())
         .stdout(Stdio::piped())
         .spawn()
         .expect("weft logs --follow");
+    let followed = follow.stdout.take().expect("piped");
     let reader = std::thread::spawn(move || {
         use std::io::BufRead;
-        let stdout = std::io::BufReader::new(follow.stdout.expect("piped"));
-        stdout.lines().map_while(Result::ok).collect::<Vec<String>>()
+        std::io::BufReader::new(followed).lines().map_while(Result::ok).collect::<Vec<String>>()
     });
     // While the follower reads, check that it saw a tick before the run ended.
     let mut saw_live = false;
@@ -352,6 +352,7 @@ async fn logs_follow_a_live_run(backend: &Backend) {
     assert!(status.success());
     assert!(saw_live, "log lines reached the store while the run was live");
     let seen = reader.join().expect("reader");
+    assert!(follow.wait().expect("follow exits").success(), "weft logs --follow ends when the run does");
     let ticks: Vec<&String> = seen.iter().filter(|l| l.contains("| tick ")).collect();
     assert_eq!(ticks.len(), 8, "follow printed every tick, then ended: {seen:?}");
     assert!(seen.last().is_some_and(|l| l.contains("Finished in state Completed")), "{seen:?}");

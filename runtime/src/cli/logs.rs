@@ -39,7 +39,7 @@ pub(super) async fn logs(args: LogsArgs) -> Result<ExitCode, CommandError> {
     let Some(run) = store.read_run(&args.id).await? else {
         return Err(CommandError(format!("no flow run `{}` in store `{}` (see `weft runs ls`)", args.id, store.url())));
     };
-    let printer = TerminalLogs::new(args.log_format, args.log_level, &run.flow_name).to_stdout();
+    let printer = TerminalLogs::new(args.log_format, args.log_level, &run.flow_name).on_stdout();
     print_logs(&store, &args.id, &printer, args.follow).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -129,7 +129,7 @@ pub(super) async fn runner(args: RunnerArgs) -> Result<ExitCode, CommandError> {
         }
     });
 
-    let echo: Arc<dyn RunSink> = Arc::new(TerminalLogs::new(LogFormat::Json, Level::Trace, flow.name()).to_stdout());
+    let echo: Arc<dyn RunSink> = Arc::new(TerminalLogs::new(LogFormat::Json, Level::Trace, flow.name()).on_stdout());
     let result = run_request_recorded(&engine, &flow, &store, &run, request, Some(echo)).await;
     watcher.abort();
     signals.abort();

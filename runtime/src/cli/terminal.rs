@@ -30,7 +30,7 @@ impl TerminalLogs {
     }
 
     /// Writes to stdout: for `weft logs`, whose output is the lines.
-    pub fn to_stdout(mut self) -> Self {
+    pub fn on_stdout(mut self) -> Self {
         self.stdout = true;
         self
     }

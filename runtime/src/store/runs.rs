@@ -105,7 +105,7 @@ impl Store {
     /// The latest state of a run.
     pub async fn latest_state(&self, id: &str) -> Result<Option<(u32, StateRecord)>, StoreError> {
         let folder = format!("runs/{id}/states");
-        let Some(name) = self.list_names(&folder).await?.into_iter().filter(|n| parse_seq(n).is_some()).next_back() else {
+        let Some(name) = self.list_names(&folder).await?.into_iter().rfind(|n| parse_seq(n).is_some()) else {
             return Ok(None);
         };
         let record = self.get_json::<StateRecord>(&format!("{folder}/{name}")).await?;
