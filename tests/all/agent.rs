@@ -479,3 +479,15 @@ async fn deployments_are_listed_shown_and_deleted() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(stderr(&missing).contains("no deployment `hello`"), "{}", stderr(&missing));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_agent_leaves_runs_of_kubernetes_deployments_alone() {
+    let backend = Backend::file();
+    let yaml = format!("deployments:\n  - name: on-k8s\n    flow: {EXAMPLE_HELLO}\n    infrastructure: {{type: kubernetes, job_variables: {{namespace: flows}}}}\n");
+    let _dir = deploy(&backend, &yaml);
+    let agent = AgentProcess::start(&backend, "local", &[]);
+    let id = run_deployment(&backend, "on-k8s", &[]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    drop(agent);
+    assert_eq!(state(&backend.open(), &id).await, Some(State::Scheduled), "left for a kubernetes agent");
+}

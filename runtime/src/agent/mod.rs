@@ -388,10 +388,17 @@ impl<I: Infrastructure> Agent<I> {
             // Cancelled before it started, or claimed by another agent.
             Some(_) => return self.store.dequeue(queued).await,
         }
-        let limit = match &run.deployment {
-            Some(name) => self.store.deployment(name).await?.and_then(|d| d.concurrency_limit),
+        let deployment = match &run.deployment {
+            Some(name) => self.store.deployment(name).await?,
             None => None,
         };
+        // Runs of a deployment for another infrastructure are another
+        // agent's to take.
+        let kind = deployment.as_ref().map_or("process", |d| d.infrastructure.kind());
+        if kind != self.infra.kind() {
+            return Ok(());
+        }
+        let limit = deployment.and_then(|d| d.concurrency_limit);
         if let (Some(name), Some(limit)) = (&run.deployment, limit)
             && self.store.acquire_slot(name, limit, id).await?.is_none()
         {
