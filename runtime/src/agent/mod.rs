@@ -11,6 +11,7 @@
 //!
 //! May call `store` and `model`; `process.rs` is the local infrastructure.
 
+pub mod kubernetes;
 mod process;
 
 use std::collections::{HashMap, HashSet};

@@ -1,0 +1,8 @@
+//! The `kubernetes` infrastructure: one Job per flow run, made from a job
+//! template and the deployment's job variables.
+
+mod template;
+
+pub use template::{
+    BASE_JOB_TEMPLATE, DEPLOYMENT_LABEL, FLOW_LABEL, JobRun, JobTemplate, RUN_ID_LABEL, TemplateError, job_name, label_value,
+};
