@@ -491,3 +491,39 @@ async fn a_process_agent_leaves_runs_of_kubernetes_deployments_alone() {
     drop(agent);
     assert_eq!(state(&backend.open(), &id).await, Some(State::Scheduled), "left for a kubernetes agent");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_deployments_render_their_job_on_deploy() {
+    let backend = Backend::file();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The printed base template, edited, is a template of one's own.
+    let printed = weft().arg("job-template").output().expect("weft job-template");
+    assert_eq!(printed.status.code(), Some(0));
+    let template = stdout(&printed).replace("restartPolicy: Never", "restartPolicy: Never\n        priorityClassName: batch");
+    std::fs::write(dir.path().join("job.yaml"), template).expect("write");
+    let file = dir.path().join("weft.yaml");
+    let write = |variables: &str| {
+        std::fs::write(
+            &file,
+            format!("deployments:\n  - name: k\n    flow: {EXAMPLE_HELLO}\n    infrastructure:\n      type: kubernetes\n      job_template: job.yaml\n      job_variables: {variables}\n"),
+        )
+        .expect("write");
+        weft().args(["deploy", "-f"]).arg(&file).args(backend.args()).output().expect("deploy")
+    };
+    let output = write("{namespace: flows, memory_limit: 1Gi}");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let shown: Value = serde_json::from_str(&stdout(
+        &weft().args(["deployment", "show", "k"]).args(backend.args()).output().expect("show"),
+    ))
+    .expect("JSON");
+    assert!(shown["job_template"].as_str().is_some_and(|t| t.contains("priorityClassName: batch")), "{shown}");
+    assert_eq!(shown["infrastructure"]["job_variables"]["namespace"], "flows");
+
+    let output = write("{memory_limit: lots}");
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(err.contains("deployment `k` (") && err.contains("job template `job.yaml`"), "{err}");
+    assert!(err.contains("resources.limits.memory` is `lots`, not a quantity"), "{err}");
+    let output = write("{imagee: x}");
+    assert!(stderr(&output).contains("unknown job variable `imagee`: did you mean `image`?"), "{}", stderr(&output));
+}

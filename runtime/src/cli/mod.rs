@@ -4,6 +4,7 @@
 mod agent;
 mod deploy;
 mod deployment;
+mod job_template;
 mod logs;
 mod params;
 mod push;
@@ -47,6 +48,7 @@ enum Command {
     Logs(logs::LogsArgs),
     Runner(runner::RunnerArgs),
     Agent(agent::AgentArgs),
+    JobTemplate(job_template::JobTemplateArgs),
 }
 
 /// An error that ends a command: printed as one message, exit status 2.
@@ -82,6 +84,7 @@ pub fn main() -> ExitCode {
             Command::Deployment(command) => deployment::deployment(command).await,
             Command::Runner(args) => runner::runner(args).await,
             Command::Agent(args) => agent::agent(args).await,
+            Command::JobTemplate(args) => job_template::job_template(args),
         }
     });
     match result {

@@ -241,6 +241,9 @@ pub struct Deployment {
     /// Where runs execute.
     #[serde(default)]
     pub infrastructure: Infrastructure,
+    /// The text of the deployment's own job template file, read on deploy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_template: Option<String>,
     /// When it was last applied.
     #[serde(with = "super::rfc3339")]
     pub updated: SystemTime,

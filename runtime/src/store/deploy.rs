@@ -4,9 +4,10 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use super::{ArtifactError, ComponentSource, Store, StoreError};
+use crate::agent::kubernetes::{JobRun, JobTemplate};
 use crate::engine::inspect;
 use crate::model::{
-    Deployment, DeploymentSpec, FlowRun, ParameterError, ParameterSchema, Parameters, State, StateRecord,
+    Deployment, DeploymentSpec, FlowRun, Infrastructure, ParameterError, ParameterSchema, Parameters, State, StateRecord,
 };
 
 /// Why a deployment could not be applied.
@@ -100,6 +101,32 @@ impl Store {
             })?;
             tasks.insert(task.clone(), digest);
         }
+        let job_template = match &spec.infrastructure {
+            Infrastructure::Kubernetes { job_variables, job_template } => {
+                let (template, text) = match job_template {
+                    Some(path) => {
+                        let full = base_dir.join(path);
+                        let text = std::fs::read_to_string(&full)
+                            .map_err(|e| invalid(format!("cannot read job template `{}`: {e}", full.display())))?;
+                        (JobTemplate::parse(&text, path).map_err(|e| invalid(e.to_string()))?, Some(text))
+                    }
+                    None => (JobTemplate::base(), None),
+                };
+                // Rendered now, so that a broken template or variable fails
+                // the deploy rather than a run hours later.
+                let probe = JobRun {
+                    run_id: "01aaaaaaaaaaaaaaaaaaaaaaaa",
+                    deployment: &name,
+                    flow: &flow_name,
+                    store_url: self.url(),
+                    store_options: &[],
+                    timeout_secs: spec.sandbox.timeout.as_secs(),
+                };
+                template.render(job_variables, &probe).map_err(|e| invalid(e.to_string()))?;
+                text
+            }
+            Infrastructure::Process => None,
+        };
         let deployment = Deployment {
             name: name.clone(),
             description: spec.description.clone(),
@@ -115,6 +142,7 @@ impl Store {
             concurrency_limit: spec.concurrency_limit,
             sandbox: spec.sandbox.clone(),
             infrastructure: spec.infrastructure.clone(),
+            job_template,
             updated: SystemTime::now(),
         };
         Ok(deployment)
