@@ -1,7 +1,10 @@
 //! The `kubernetes` infrastructure: one Job per flow run, made from a job
 //! template and the deployment's job variables.
 
+mod diagnose;
 mod template;
+
+pub use diagnose::{Verdict, diagnose};
 
 pub use template::{
     BASE_JOB_TEMPLATE, DEPLOYMENT_LABEL, FLOW_LABEL, JobRun, JobTemplate, RUN_ID_LABEL, TemplateError, job_name, label_value,
