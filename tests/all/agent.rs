@@ -247,7 +247,7 @@ async fn a_killed_and_restarted_agent_loses_and_doubles_nothing() {
     let backend = Backend::file();
     let yaml = format!(
         "deployments:\n{}\n  - name: hello\n    flow: {EXAMPLE_HELLO}\n",
-        slow_yaml("slow", "").replace("ticks: 40", "ticks: 24")
+        slow_yaml("slow", "")
     );
     let _dir = deploy(&backend, &yaml);
     let store = backend.open();

@@ -19,6 +19,7 @@ use std::future::Future;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub use kubernetes::{KubeHandle, KubernetesInfrastructure, RateLimit};
 pub use process::{ProcessHandle, ProcessInfrastructure};
 
 use crate::model::{Deployment, FlowRun, Level, LogLine, LogSource, Schedule, State, StateRecord};
@@ -27,8 +28,23 @@ use crate::store::{Store, StoreError, TransitionOutcome};
 /// How a launched run's process (or pod) ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exit {
-    /// For a person: `exit status 1`, `signal 9`, `OOMKilled`.
+    /// For a person: `exit status 1`, `signal 9`, `exit code 3`.
     pub description: String,
+    /// When the infrastructure itself failed the run (an image that cannot
+    /// be pulled, an OOM kill, an eviction): why. The run is Crashed with
+    /// this reason unless the runner recorded an outcome.
+    pub crash: Option<String>,
+}
+
+/// What a restarted agent finds of a run it had launched.
+pub enum Adoption<H> {
+    /// The run's runner is still there: watch it again.
+    Handle(H),
+    /// It is gone: the run crashed, for this reason.
+    Vanished(String),
+    /// This infrastructure cannot find runners again (local processes);
+    /// the run is followed by its heartbeats instead.
+    Unsupported,
 }
 
 /// Where runs execute: local processes, or Kubernetes Jobs.
@@ -39,8 +55,11 @@ pub trait Infrastructure: Send + Sync {
     /// `process` or `kubernetes`.
     fn kind(&self) -> &'static str;
 
-    /// Starts a runner for a claimed run.
-    fn launch(&self, run: &FlowRun) -> impl Future<Output = Result<Self::Handle, String>> + Send;
+    /// Starts a runner for a claimed run of `deployment`.
+    fn launch(&self, run: &FlowRun, deployment: Option<&Deployment>) -> impl Future<Output = Result<Self::Handle, String>> + Send;
+
+    /// Finds the runner of a run launched before the agent restarted.
+    fn adopt(&self, run: &FlowRun, deployment: Option<&Deployment>) -> impl Future<Output = Adoption<Self::Handle>> + Send;
 
     /// How the run's runner ended, once it has; `None` while it runs.
     fn poll(&self, handle: &mut Self::Handle) -> Option<Exit>;
@@ -197,9 +216,27 @@ impl<I: Infrastructure> Agent<I> {
 
     async fn adopt(&mut self) -> Result<(), StoreError> {
         for id in self.store.claimed(&self.config.name).await? {
-            match self.store.latest_state(&id).await? {
-                Some((_, record)) if record.state.is_final() => self.store.forget_claim(&self.config.name, &id).await?,
-                _ => {
+            if let Some((_, record)) = self.store.latest_state(&id).await?
+                && record.state.is_final()
+            {
+                self.store.forget_claim(&self.config.name, &id).await?;
+                continue;
+            }
+            let Some(run) = self.store.read_run(&id).await? else {
+                self.store.forget_claim(&self.config.name, &id).await?;
+                continue;
+            };
+            let deployment = match &run.deployment {
+                Some(name) => self.store.deployment(name).await?,
+                None => None,
+            };
+            match self.infra.adopt(&run, deployment.as_ref()).await {
+                Adoption::Handle(handle) => {
+                    tracing::info!(run = %id, "adopting a run claimed before a restart");
+                    self.active.insert(id, Active { run, handle, stop_asked: None });
+                }
+                Adoption::Vanished(reason) => self.end_unfinished(&run, &reason, Vec::new()).await,
+                Adoption::Unsupported => {
                     tracing::info!(run = %id, "adopting a run claimed before a restart; watching its heartbeats");
                     self.adopted.insert(id);
                 }
@@ -312,7 +349,9 @@ impl<I: Infrastructure> Agent<I> {
                 }
             }
             _ => {
-                let reason = format!("the runner exited ({}) without recording an outcome", exit.description);
+                let reason = exit
+                    .crash
+                    .unwrap_or_else(|| format!("the runner exited ({}) without recording an outcome", exit.description));
                 self.end_unfinished(run, &reason, self.infra.last_lines(&active.handle)).await;
             }
         }
@@ -399,7 +438,7 @@ impl<I: Infrastructure> Agent<I> {
         if kind != self.infra.kind() {
             return Ok(());
         }
-        let limit = deployment.and_then(|d| d.concurrency_limit);
+        let limit = deployment.as_ref().and_then(|d| d.concurrency_limit);
         if let (Some(name), Some(limit)) = (&run.deployment, limit)
             && self.store.acquire_slot(name, limit, id).await?.is_none()
         {
@@ -418,7 +457,7 @@ impl<I: Infrastructure> Agent<I> {
         }
         self.store.mark_claimed(&self.config.name, id).await?;
         self.store.dequeue(queued).await?;
-        match self.infra.launch(&run).await {
+        match self.infra.launch(&run, deployment.as_ref()).await {
             Ok(handle) => {
                 tracing::info!(run = %id, deployment = run.deployment.as_deref().unwrap_or("-"), "launched");
                 self.active.insert(id.clone(), Active { run, handle, stop_asked: None });

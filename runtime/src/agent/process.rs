@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
-use super::{Exit, Infrastructure};
-use crate::model::FlowRun;
+use super::{Adoption, Exit, Infrastructure};
+use crate::model::{Deployment, FlowRun};
 
 /// How many of a runner's last output lines are kept to explain a crash.
 const TAIL: usize = 20;
@@ -54,7 +54,7 @@ impl Infrastructure for ProcessInfrastructure {
         "process"
     }
 
-    async fn launch(&self, run: &FlowRun) -> Result<ProcessHandle, String> {
+    async fn launch(&self, run: &FlowRun, _deployment: Option<&Deployment>) -> Result<ProcessHandle, String> {
         let options: std::collections::BTreeMap<&str, &str> =
             self.store_options.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let mut child = Command::new(&self.exe)
@@ -79,6 +79,12 @@ impl Infrastructure for ProcessInfrastructure {
         Ok(ProcessHandle { child, tail })
     }
 
+    // A restarted agent is not the parent of the runners it had: it follows
+    // them by their heartbeats.
+    async fn adopt(&self, _run: &FlowRun, _deployment: Option<&Deployment>) -> Adoption<ProcessHandle> {
+        Adoption::Unsupported
+    }
+
     fn poll(&self, handle: &mut ProcessHandle) -> Option<Exit> {
         use std::os::unix::process::ExitStatusExt;
         let status = handle.child.try_wait().ok()??;
@@ -87,7 +93,7 @@ impl Infrastructure for ProcessInfrastructure {
             (None, Some(signal)) => format!("signal {signal}"),
             _ => status.to_string(),
         };
-        Some(Exit { description })
+        Some(Exit { description, crash: None })
     }
 
     fn stop(&self, handle: &mut ProcessHandle) {

@@ -201,10 +201,6 @@ impl ApiError {
         )
     }
 
-    pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", message.into(), None)
-    }
-
     /// The `Status` object.
     pub fn to_status(&self) -> Value {
         let mut status = json!({

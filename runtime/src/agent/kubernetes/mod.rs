@@ -2,6 +2,7 @@
 //! template and the deployment's job variables.
 
 mod diagnose;
+mod infra;
 mod template;
 
 pub use diagnose::{Verdict, diagnose};
@@ -9,3 +10,4 @@ pub use diagnose::{Verdict, diagnose};
 pub use template::{
     BASE_JOB_TEMPLATE, DEPLOYMENT_LABEL, FLOW_LABEL, JobRun, JobTemplate, RUN_ID_LABEL, TemplateError, job_name, label_value,
 };
+pub use infra::{KubeHandle, KubernetesInfrastructure, RateLimit, explain};

@@ -1,0 +1,350 @@
+//! The Kubernetes infrastructure: creates a flow run's Job, watches Jobs and
+//! pods by label (one watch per namespace, resumed and re-listed by
+//! kube-rs's watcher), judges them with [`diagnose`](super::diagnose), and
+//! deletes the Job on cancellation.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, LogParams, PostParams};
+use kube::runtime::watcher;
+use serde_json::Value;
+
+use super::{JobRun, JobTemplate, RUN_ID_LABEL, Verdict, diagnose, job_name};
+use crate::agent::{Adoption, Exit, Infrastructure};
+use crate::model::{Deployment, FlowRun};
+
+/// How many of a pod's last log lines are copied into a crashed run's logs.
+const TAIL_LINES: i64 = 20;
+
+/// A client-side rate limit: at most `qps` requests a second on average,
+/// `burst` at once.
+#[derive(Debug)]
+pub struct RateLimit {
+    qps: f64,
+    burst: f64,
+    state: tokio::sync::Mutex<(f64, Instant)>,
+}
+
+impl RateLimit {
+    /// A limit of `qps` with bursts of `burst`.
+    pub fn new(qps: f64, burst: u32) -> Self {
+        let burst = f64::from(burst.max(1));
+        RateLimit { qps: qps.max(0.01), burst, state: tokio::sync::Mutex::new((burst, Instant::now())) }
+    }
+
+    /// Waits for a token.
+    pub async fn acquire(&self) {
+        let mut state = self.state.lock().await;
+        let (tokens, last) = &mut *state;
+        *tokens = (*tokens + last.elapsed().as_secs_f64() * self.qps).min(self.burst);
+        *last = Instant::now();
+        if *tokens < 1.0 {
+            let wait = Duration::from_secs_f64((1.0 - *tokens) / self.qps);
+            tokio::time::sleep(wait).await;
+            *tokens = 1.0;
+            *last = Instant::now();
+        }
+        *tokens -= 1.0;
+    }
+}
+
+#[derive(Default)]
+struct Observed {
+    jobs: HashMap<String, Job>,
+    pods: HashMap<String, Pod>,
+    deleted: HashSet<String>,
+    logs: HashMap<String, Vec<String>>,
+}
+
+/// Runs flow runs as Kubernetes Jobs.
+pub struct KubernetesInfrastructure {
+    client: kube::Client,
+    store_url: String,
+    store_options: Vec<(String, String)>,
+    template: JobTemplate,
+    defaults: BTreeMap<String, Value>,
+    limit: Arc<RateLimit>,
+    observed: Arc<Mutex<Observed>>,
+    watched: Mutex<HashSet<String>>,
+}
+
+/// A flow run's Job.
+pub struct KubeHandle {
+    run_id: String,
+    namespace: String,
+    job: String,
+    created: Instant,
+    pod_watch_timeout: Duration,
+    /// Set once weft itself deletes the Job, so that its disappearance is
+    /// not taken for an outside deletion.
+    deleting: bool,
+}
+
+impl KubernetesInfrastructure {
+    /// Submits Jobs with `client`, from `template` with the agent's default
+    /// job variables, for runners that use the given store.
+    pub fn new(
+        client: kube::Client,
+        store_url: String,
+        store_options: Vec<(String, String)>,
+        template: JobTemplate,
+        defaults: BTreeMap<String, Value>,
+        limit: RateLimit,
+    ) -> Self {
+        KubernetesInfrastructure {
+            client,
+            store_url,
+            store_options,
+            template,
+            defaults,
+            limit: Arc::new(limit),
+            observed: Arc::default(),
+            watched: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Observed> {
+        self.observed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The template and variables for a deployment's runs.
+    fn job_for(&self, run: &FlowRun, deployment: Option<&Deployment>) -> Result<Job, String> {
+        let mut variables = self.defaults.clone();
+        let own;
+        let mut template = &self.template;
+        if let Some(deployment) = deployment {
+            if let crate::model::Infrastructure::Kubernetes { job_variables, job_template } = &deployment.infrastructure {
+                variables.extend(job_variables.clone());
+                if let Some(text) = &deployment.job_template {
+                    own = JobTemplate::parse(text, job_template.as_deref().unwrap_or("job template"))
+                        .map_err(|e| e.to_string())?;
+                    template = &own;
+                }
+            }
+        }
+        let job_run = JobRun {
+            run_id: &run.id,
+            deployment: run.deployment.as_deref().unwrap_or("run"),
+            flow: &run.flow_name,
+            store_url: &self.store_url,
+            store_options: &self.store_options,
+            timeout_secs: run.sandbox.timeout.as_secs(),
+        };
+        template.render(&variables, &job_run).map_err(|e| e.to_string())
+    }
+
+    fn pod_watch_timeout(&self, deployment: Option<&Deployment>) -> Duration {
+        let from = |vars: &BTreeMap<String, Value>| vars.get("pod_watch_timeout").and_then(Value::as_u64);
+        let own = deployment.and_then(|d| match &d.infrastructure {
+            crate::model::Infrastructure::Kubernetes { job_variables, .. } => from(job_variables),
+            crate::model::Infrastructure::Process => None,
+        });
+        Duration::from_secs(own.or_else(|| from(&self.defaults)).or_else(|| from(self.template.variables())).unwrap_or(300))
+    }
+
+    /// Starts watching Jobs and pods in a namespace, once.
+    fn watch_namespace(&self, namespace: &str) {
+        let mut watched = self.watched.lock().unwrap_or_else(PoisonError::into_inner);
+        if !watched.insert(namespace.to_owned()) {
+            return;
+        }
+        let config = watcher::Config::default().labels(RUN_ID_LABEL);
+        let jobs: Api<Job> = Api::namespaced(self.client.clone(), namespace);
+        let observed = self.observed.clone();
+        let job_config = config.clone();
+        tokio::spawn(async move {
+            let mut stream = watcher(jobs, job_config).boxed();
+            while let Some(event) = stream.next().await {
+                let mut seen = observed.lock().unwrap_or_else(PoisonError::into_inner);
+                match event {
+                    Ok(watcher::Event::Apply(job) | watcher::Event::InitApply(job)) => {
+                        if let Some(id) = run_id(&job.metadata) {
+                            seen.jobs.insert(id, job);
+                        }
+                    }
+                    Ok(watcher::Event::Delete(job)) => {
+                        if let Some(id) = run_id(&job.metadata) {
+                            seen.jobs.remove(&id);
+                            seen.deleted.insert(id);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "watching Jobs; the watch resumes"),
+                }
+            }
+        });
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let observed = self.observed.clone();
+        let limit = self.limit.clone();
+        tokio::spawn(async move {
+            let mut stream = watcher(pods.clone(), config).boxed();
+            while let Some(event) = stream.next().await {
+                match event {
+                    Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => {
+                        let Some(id) = run_id(&pod.metadata) else { continue };
+                        let ended = pod
+                            .status
+                            .as_ref()
+                            .and_then(|s| s.container_statuses.as_ref())
+                            .and_then(|c| c.first())
+                            .is_some_and(|c| c.state.as_ref().is_some_and(|s| s.terminated.is_some()));
+                        let name = pod.metadata.name.clone().unwrap_or_default();
+                        observed.lock().unwrap_or_else(PoisonError::into_inner).pods.insert(id.clone(), pod);
+                        if ended {
+                            // Kept now: the pod may be gone by the time the
+                            // run is found to have crashed.
+                            limit.acquire().await;
+                            let params = LogParams { tail_lines: Some(TAIL_LINES), ..LogParams::default() };
+                            if let Ok(text) = pods.logs(&name, &params).await {
+                                let lines = text.lines().map(str::to_owned).collect();
+                                observed.lock().unwrap_or_else(PoisonError::into_inner).logs.insert(id, lines);
+                            }
+                        }
+                    }
+                    Ok(watcher::Event::Delete(pod)) => {
+                        if let Some(id) = run_id(&pod.metadata) {
+                            observed.lock().unwrap_or_else(PoisonError::into_inner).pods.remove(&id);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "watching pods; the watch resumes"),
+                }
+            }
+        });
+    }
+
+    fn delete_job(&self, handle: &mut KubeHandle, grace: Option<u32>) {
+        handle.deleting = true;
+        let jobs: Api<Job> = Api::namespaced(self.client.clone(), &handle.namespace);
+        let name = handle.job.clone();
+        let limit = self.limit.clone();
+        tokio::spawn(async move {
+            limit.acquire().await;
+            let mut params = DeleteParams::background();
+            if let Some(seconds) = grace {
+                params = params.grace_period(seconds);
+            }
+            if let Err(e) = jobs.delete(&name, &params).await
+                && !matches!(&e, kube::Error::Api(status) if status.code == 404)
+            {
+                tracing::warn!(job = %name, error = %e, "could not delete the Job");
+            }
+        });
+    }
+}
+
+fn run_id(metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<String> {
+    metadata.labels.as_ref()?.get(RUN_ID_LABEL).cloned()
+}
+
+/// A Kubernetes API error for a person: a 403 names the verb, the resource,
+/// the namespace and the fix.
+pub fn explain(error: &kube::Error, verb: &str, resource: &str, namespace: &str) -> String {
+    match error {
+        kube::Error::Api(status) if status.code == 403 => format!(
+            "the agent may not {verb} {resource} in namespace `{namespace}` ({}); grant it with the Role that `weft agent install --namespace {namespace} --rbac` prints",
+            status.message
+        ),
+        kube::Error::Api(status) => format!("{verb} {resource} in namespace `{namespace}`: {} ({})", status.message, status.code),
+        other => format!("{verb} {resource} in namespace `{namespace}`: {other}"),
+    }
+}
+
+impl Infrastructure for KubernetesInfrastructure {
+    type Handle = KubeHandle;
+
+    fn kind(&self) -> &'static str {
+        "kubernetes"
+    }
+
+    async fn launch(&self, run: &FlowRun, deployment: Option<&Deployment>) -> Result<KubeHandle, String> {
+        let job = self.job_for(run, deployment)?;
+        let namespace = job.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let name = job.metadata.name.clone().unwrap_or_else(|| job_name("run", &run.id));
+        self.watch_namespace(&namespace);
+        self.limit.acquire().await;
+        let jobs: Api<Job> = Api::namespaced(self.client.clone(), &namespace);
+        match jobs.create(&PostParams::default(), &job).await {
+            Ok(_) => {}
+            // Created by an earlier attempt of this claim: the same run.
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(e) => return Err(explain(&e, "create", "jobs", &namespace)),
+        }
+        Ok(KubeHandle {
+            run_id: run.id.clone(),
+            namespace,
+            job: name,
+            created: Instant::now(),
+            pod_watch_timeout: self.pod_watch_timeout(deployment),
+            deleting: false,
+        })
+    }
+
+    async fn adopt(&self, run: &FlowRun, deployment: Option<&Deployment>) -> Adoption<KubeHandle> {
+        let job = match self.job_for(run, deployment) {
+            Ok(job) => job,
+            Err(e) => return Adoption::Vanished(format!("its Job cannot be found again: {e}")),
+        };
+        let namespace = job.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let name = job.metadata.name.clone().unwrap_or_default();
+        self.watch_namespace(&namespace);
+        self.limit.acquire().await;
+        let jobs: Api<Job> = Api::namespaced(self.client.clone(), &namespace);
+        match jobs.get_opt(&name).await {
+            Ok(Some(_)) => Adoption::Handle(KubeHandle {
+                run_id: run.id.clone(),
+                namespace,
+                job: name,
+                created: Instant::now(),
+                pod_watch_timeout: self.pod_watch_timeout(deployment),
+                deleting: false,
+            }),
+            Ok(None) => Adoption::Vanished(format!("its Job `{name}` in namespace `{namespace}` is gone")),
+            Err(e) => Adoption::Vanished(explain(&e, "get", "jobs", &namespace)),
+        }
+    }
+
+    fn poll(&self, handle: &mut KubeHandle) -> Option<Exit> {
+        let verdict = {
+            let seen = self.lock();
+            let deleted = seen.deleted.contains(&handle.run_id) && !handle.deleting;
+            diagnose(
+                seen.jobs.get(&handle.run_id),
+                seen.pods.get(&handle.run_id),
+                deleted,
+                handle.created.elapsed(),
+                handle.pod_watch_timeout,
+            )
+        };
+        match verdict {
+            Verdict::Going if handle.deleting && !self.lock().jobs.contains_key(&handle.run_id) => {
+                Some(Exit { description: "its Job was deleted".into(), crash: None })
+            }
+            Verdict::Going => None,
+            Verdict::Ended { description } => Some(Exit { description, crash: None }),
+            Verdict::Crashed { reason } => {
+                if !handle.deleting {
+                    self.delete_job(handle, None);
+                }
+                Some(Exit { description: reason.clone(), crash: Some(reason) })
+            }
+        }
+    }
+
+    fn stop(&self, handle: &mut KubeHandle) {
+        self.delete_job(handle, None);
+    }
+
+    fn kill(&self, handle: &mut KubeHandle) {
+        self.delete_job(handle, Some(0));
+    }
+
+    fn last_lines(&self, handle: &KubeHandle) -> Vec<String> {
+        self.lock().logs.get(&handle.run_id).cloned().unwrap_or_default()
+    }
+}
