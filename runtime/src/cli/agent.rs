@@ -8,13 +8,38 @@ use clap::{Args, ValueEnum};
 use super::CommandError;
 use super::store_args::StoreArgs;
 use super::terminal::LogFormat;
-use crate::agent::{Agent, AgentConfig, ProcessInfrastructure};
+use crate::agent::kubernetes::JobTemplate;
+use crate::agent::{Agent, AgentConfig, KubernetesInfrastructure, ProcessInfrastructure, RateLimit};
+
+/// A Kubernetes client from the usual places: a kubeconfig file given or in
+/// $KUBECONFIG or ~/.kube/config, else the pod's service account.
+async fn kube_client(kubeconfig: Option<&std::path::Path>, context: Option<String>) -> Result<kube::Client, CommandError> {
+    let options = kube::config::KubeConfigOptions { context, ..Default::default() };
+    let config = match kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| CommandError(format!("cannot read kubeconfig `{}`: {e}", path.display())))?;
+            kube::Config::from_custom_kubeconfig(file, &options)
+                .await
+                .map_err(|e| CommandError(format!("kubeconfig `{}`: {e}", path.display())))?
+        }
+        None if options.context.is_some() => kube::Config::from_kubeconfig(&options)
+            .await
+            .map_err(|e| CommandError(format!("kubeconfig: {e}")))?,
+        None => kube::Config::infer().await.map_err(|e| {
+            CommandError(format!("no Kubernetes configuration found ({e}): pass --kubeconfig, set KUBECONFIG, or run the agent in a cluster"))
+        })?,
+    };
+    kube::Client::try_from(config).map_err(|e| CommandError(format!("cannot build a Kubernetes client: {e}")))
+}
 
 /// Where the agent runs flow runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Infra {
     /// Each run is a `weft runner` child process of the agent.
     Process,
+    /// Each run is a Kubernetes Job whose pod runs `weft runner`.
+    Kubernetes,
 }
 
 /// Run deployments' flow runs: turn schedules into runs, claim due runs,
@@ -50,6 +75,27 @@ pub struct AgentArgs {
     /// How the agent's own log is written (stderr).
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
+    /// Kubernetes: the kubeconfig file. Default: $KUBECONFIG, ~/.kube/config,
+    /// or the pod's service account when the agent runs in a cluster.
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<std::path::PathBuf>,
+    /// Kubernetes: the kubeconfig context to use.
+    #[arg(long, value_name = "NAME")]
+    context: Option<String>,
+    /// Kubernetes: requests per second to the API server, on average.
+    #[arg(long, value_name = "QPS", default_value_t = 5.0)]
+    kube_qps: f64,
+    /// Kubernetes: requests the agent may make at once above --kube-qps.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    kube_burst: u32,
+    /// Kubernetes: the agent's default job template (default: the base
+    /// template that `weft job-template` prints).
+    #[arg(long, value_name = "FILE")]
+    job_template: Option<std::path::PathBuf>,
+    /// Kubernetes: a default job variable, as KEY=VALUE (the value in JSON
+    /// or plain text); deployments' job variables override it. Repeatable.
+    #[arg(long = "job-variable", value_name = "KEY=VALUE")]
+    job_variables: Vec<String>,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -68,13 +114,6 @@ pub(super) async fn agent(args: AgentArgs) -> Result<ExitCode, CommandError> {
     let store = args.store.open()?;
     store.check().await?;
     let exe = std::env::current_exe().map_err(|e| CommandError(format!("cannot find the weft executable: {e}")))?;
-    let infra = match args.infra {
-        Infra::Process => ProcessInfrastructure {
-            exe,
-            store_url: store.url().to_owned(),
-            store_options: args.store.all_options()?,
-        },
-    };
     let config = AgentConfig {
         name: args.name.unwrap_or_else(host_name),
         limit: args.limit.max(1),
@@ -97,6 +136,35 @@ pub(super) async fn agent(args: AgentArgs) -> Result<ExitCode, CommandError> {
             }
         }
     };
-    Agent::new(store, infra, config).run(shutdown).await;
+    let store_url = store.url().to_owned();
+    let store_options = args.store.all_options()?;
+    match args.infra {
+        Infra::Process => {
+            let infra = ProcessInfrastructure { exe, store_url, store_options };
+            Agent::new(store, infra, config).run(shutdown).await;
+        }
+        Infra::Kubernetes => {
+            let client = kube_client(args.kubeconfig.as_deref(), args.context.clone()).await?;
+            let template = match &args.job_template {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .map_err(|e| CommandError(format!("cannot read job template `{}`: {e}", path.display())))?;
+                    JobTemplate::parse(&text, &path.display().to_string())?
+                }
+                None => JobTemplate::base(),
+            };
+            let mut defaults = std::collections::BTreeMap::new();
+            for assignment in &args.job_variables {
+                let (key, value) = assignment.split_once('=').ok_or_else(|| {
+                    CommandError(format!("--job-variable `{assignment}` is not KEY=VALUE (for example namespace=flows)"))
+                })?;
+                let value = serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
+                defaults.insert(key.to_owned(), value);
+            }
+            let limit = RateLimit::new(args.kube_qps, args.kube_burst);
+            let infra = KubernetesInfrastructure::new(client, store_url, store_options, template, defaults, limit);
+            Agent::new(store, infra, config).run(shutdown).await;
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
