@@ -527,3 +527,38 @@ async fn kubernetes_deployments_render_their_job_on_deploy() {
     let output = write("{imagee: x}");
     assert!(stderr(&output).contains("unknown job variable `imagee`: did you mean `image`?"), "{}", stderr(&output));
 }
+
+#[test]
+fn agent_install_prints_least_privilege_manifests_and_deploy_matches_them() {
+    let output = weft()
+        .args(["agent", "install", "--namespace", "weft", "--store", "s3://my-bucket/weft", "--rbac", "--store-secret", "weft-store"])
+        .output()
+        .expect("weft agent install");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let printed = stdout(&output);
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    let files: Vec<String> = ["serviceaccount.yaml", "role.yaml", "rolebinding.yaml", "deployment.yaml"]
+        .iter()
+        .map(|f| std::fs::read_to_string(deploy.join(f)).expect("deploy/ file"))
+        .collect();
+    assert_eq!(printed, files.join("---\n"), "deploy/ is what `weft agent install` prints; regenerate it");
+    let kustomization = std::fs::read_to_string(deploy.join("kustomization.yaml")).expect("kustomization");
+    for file in ["serviceaccount.yaml", "role.yaml", "rolebinding.yaml", "deployment.yaml"] {
+        assert!(kustomization.contains(&format!("- {file}")), "kustomization lists {file}");
+    }
+    // Exactly the verbs the agent needs.
+    let role: Value = serde_json::to_value(&weft::agent::kubernetes::AGENT_RULES).expect("rules");
+    assert_eq!(
+        role,
+        json!([
+            ["batch", "jobs", ["create", "get", "list", "watch", "delete"]],
+            ["", "pods", ["get", "list", "watch"]],
+            ["", "pods/log", ["get"]],
+            ["", "events", ["get", "list", "watch"]]
+        ])
+    );
+    assert!(printed.contains("- create\n  - get\n  - list\n  - watch\n  - delete"), "{printed}");
+    assert!(!printed.contains("secrets"), "the agent reads no Secrets");
+    let without = weft().args(["agent", "install", "--namespace", "weft", "--store", "s3://b/w"]).output().expect("install");
+    assert!(!stdout(&without).contains("kind: Role"), "the Role only with --rbac");
+}

@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use super::CommandError;
 use super::store_args::StoreArgs;
 use super::terminal::LogFormat;
-use crate::agent::kubernetes::JobTemplate;
+use crate::agent::kubernetes::{InstallOptions, JobTemplate, install_manifests};
 use crate::agent::{Agent, AgentConfig, KubernetesInfrastructure, ProcessInfrastructure, RateLimit};
 
 /// A Kubernetes client from the usual places: a kubeconfig file given or in
@@ -49,7 +49,10 @@ pub enum Infra {
 /// Any number of agents may share a store. On SIGTERM or Ctrl-C the agent
 /// stops claiming and gives running runs --grace to finish.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct AgentArgs {
+    #[command(subcommand)]
+    action: Option<AgentAction>,
     /// Where runs execute.
     #[arg(long, value_enum, default_value_t = Infra::Process)]
     infra: Infra,
@@ -100,6 +103,37 @@ pub struct AgentArgs {
     store: StoreArgs,
 }
 
+/// Other things to do with agents.
+#[derive(Debug, clap::Subcommand)]
+pub enum AgentAction {
+    /// Print the manifests that run an agent in a cluster, for `kubectl apply -f -`.
+    Install(InstallArgs),
+}
+
+/// `weft agent install`.
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// The agent's namespace.
+    #[arg(long, value_name = "NAMESPACE")]
+    namespace: String,
+    /// The store URL the agent and its runs use.
+    #[arg(long, value_name = "URL")]
+    store: String,
+    /// The weft image.
+    #[arg(long, value_name = "IMAGE", default_value = "ghcr.io/weft-dev/weft:0.1.0")]
+    image: String,
+    /// Also print the Role (with only the verbs the agent needs) and the RoleBinding.
+    #[arg(long)]
+    rbac: bool,
+    /// A namespace the agent creates Jobs in (repeatable; default: its own).
+    #[arg(long = "job-namespace", value_name = "NAMESPACE")]
+    job_namespaces: Vec<String>,
+    /// A Secret with the store's credentials (AWS_*, GOOGLE_*, AZURE_*
+    /// variables), given to the agent and to every run.
+    #[arg(long, value_name = "NAME")]
+    store_secret: Option<String>,
+}
+
 fn host_name() -> String {
     std::env::var("HOSTNAME")
         .ok()
@@ -110,6 +144,18 @@ fn host_name() -> String {
 }
 
 pub(super) async fn agent(args: AgentArgs) -> Result<ExitCode, CommandError> {
+    if let Some(AgentAction::Install(install)) = args.action {
+        let options = InstallOptions {
+            namespace: install.namespace,
+            store: install.store,
+            image: install.image,
+            rbac: install.rbac,
+            job_namespaces: install.job_namespaces,
+            store_secret: install.store_secret,
+        };
+        print!("{}", install_manifests(&options).map_err(CommandError)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     super::init_tracing("info", args.log_format == LogFormat::Json);
     let store = args.store.open()?;
     store.check().await?;

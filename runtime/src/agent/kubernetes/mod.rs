@@ -3,6 +3,7 @@
 
 mod diagnose;
 mod infra;
+mod install;
 mod template;
 
 pub use diagnose::{Verdict, diagnose};
@@ -11,3 +12,4 @@ pub use template::{
     BASE_JOB_TEMPLATE, DEPLOYMENT_LABEL, FLOW_LABEL, JobRun, JobTemplate, RUN_ID_LABEL, TemplateError, job_name, label_value,
 };
 pub use infra::{KubeHandle, KubernetesInfrastructure, RateLimit, explain};
+pub use install::{AGENT_NAME, AGENT_RULES, InstallOptions, install_manifests};

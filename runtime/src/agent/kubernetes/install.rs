@@ -1,0 +1,123 @@
+//! The manifests that install an agent in a cluster: a ServiceAccount, a
+//! Role with only the verbs the agent needs and its RoleBinding (per
+//! namespace the agent runs Jobs in), and a Deployment of one agent.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use serde_json::{Value, json};
+
+/// The agent's name in the cluster: its ServiceAccount, Deployment and
+/// `--name` (so that a restarted pod adopts its runs).
+pub const AGENT_NAME: &str = "weft-agent";
+
+/// What to install.
+#[derive(Debug, Clone)]
+pub struct InstallOptions {
+    /// The agent's namespace.
+    pub namespace: String,
+    /// The store URL.
+    pub store: String,
+    /// The weft image.
+    pub image: String,
+    /// Include the Role and RoleBinding.
+    pub rbac: bool,
+    /// Namespaces the agent creates Jobs in (default: its own).
+    pub job_namespaces: Vec<String>,
+    /// A Secret holding the store's credentials, for the agent and the runs.
+    pub store_secret: Option<String>,
+}
+
+/// The verbs the agent needs, resource by resource.
+pub const AGENT_RULES: &[(&str, &str, &[&str])] = &[
+    ("batch", "jobs", &["create", "get", "list", "watch", "delete"]),
+    ("", "pods", &["get", "list", "watch"]),
+    ("", "pods/log", &["get"]),
+    ("", "events", &["get", "list", "watch"]),
+];
+
+fn checked<T: serde::de::DeserializeOwned + serde::Serialize>(value: Value) -> Result<String, String> {
+    let typed: T = serde_json::from_value(value).map_err(|e| format!("an install manifest is not valid: {e}"))?;
+    serde_saphyr::to_string(&typed).map_err(|e| format!("cannot write an install manifest: {e}"))
+}
+
+/// The manifests, as YAML documents separated by `---`, in apply order.
+pub fn install_manifests(options: &InstallOptions) -> Result<String, String> {
+    let labels = json!({"app.kubernetes.io/name": AGENT_NAME, "app.kubernetes.io/part-of": "weft"});
+    let mut documents = Vec::new();
+    documents.push(checked::<ServiceAccount>(json!({
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": AGENT_NAME, "namespace": options.namespace, "labels": labels},
+    }))?);
+    if options.rbac {
+        let namespaces = if options.job_namespaces.is_empty() { vec![options.namespace.clone()] } else { options.job_namespaces.clone() };
+        let rules: Vec<Value> = AGENT_RULES
+            .iter()
+            .map(|(group, resource, verbs)| json!({"apiGroups": [group], "resources": [resource], "verbs": verbs}))
+            .collect();
+        for namespace in namespaces {
+            documents.push(checked::<Role>(json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": {"name": AGENT_NAME, "namespace": namespace, "labels": labels},
+                "rules": rules,
+            }))?);
+            documents.push(checked::<RoleBinding>(json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": AGENT_NAME, "namespace": namespace, "labels": labels},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": AGENT_NAME},
+                "subjects": [{"kind": "ServiceAccount", "name": AGENT_NAME, "namespace": options.namespace}],
+            }))?);
+        }
+    }
+    let job_namespace = options.job_namespaces.first().unwrap_or(&options.namespace);
+    let mut args = vec![
+        "agent".to_owned(),
+        "--infra".into(),
+        "kubernetes".into(),
+        "--name".into(),
+        AGENT_NAME.into(),
+        "--log-format".into(),
+        "json".into(),
+        "--job-variable".into(),
+        format!("namespace={job_namespace}"),
+        "--job-variable".into(),
+        format!("image={}", options.image),
+    ];
+    let mut env_from = Vec::new();
+    if let Some(secret) = &options.store_secret {
+        args.extend(["--job-variable".into(), format!("store_secret={secret}")]);
+        env_from.push(json!({"secretRef": {"name": secret}}));
+    }
+    documents.push(checked::<Deployment>(json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": AGENT_NAME, "namespace": options.namespace, "labels": labels},
+        "spec": {
+            // One agent per name: a second replica would share its claims.
+            "replicas": 1,
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": {"app.kubernetes.io/name": AGENT_NAME}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "serviceAccountName": AGENT_NAME,
+                    "terminationGracePeriodSeconds": 60,
+                    "containers": [{
+                        "name": "agent",
+                        "image": options.image,
+                        "command": ["weft"],
+                        "args": args,
+                        "env": [{"name": "WEFT_STORE", "value": options.store}],
+                        "envFrom": env_from,
+                        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+                        "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true},
+                    }],
+                },
+            },
+        },
+    }))?);
+    Ok(documents.join("---\n"))
+}
