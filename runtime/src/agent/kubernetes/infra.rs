@@ -87,7 +87,9 @@ pub struct KubeHandle {
 
 impl KubernetesInfrastructure {
     /// Submits Jobs with `client`, from `template` with the agent's default
-    /// job variables, for runners that use the given store.
+    /// job variables, for runners that use the given store. Store options
+    /// that are credentials are not copied into Jobs: runs get credentials
+    /// from the `store_secret` job variable or workload identity.
     pub fn new(
         client: kube::Client,
         store_url: String,
@@ -96,6 +98,7 @@ impl KubernetesInfrastructure {
         defaults: BTreeMap<String, Value>,
         limit: RateLimit,
     ) -> Self {
+        let store_options = store_options.into_iter().filter(|(key, _)| !is_credential(key)).collect();
         KubernetesInfrastructure {
             client,
             store_url,
@@ -236,6 +239,12 @@ impl KubernetesInfrastructure {
             }
         });
     }
+}
+
+/// Whether a store option is a credential (and so never written into a Job).
+pub fn is_credential(key: &str) -> bool {
+    let key = key.to_lowercase();
+    ["key", "secret", "token", "password", "credential", "sas"].iter().any(|word| key.contains(word))
 }
 
 fn run_id(metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<String> {
