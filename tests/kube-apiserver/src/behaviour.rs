@@ -90,7 +90,9 @@ mod tests {
 
     #[test]
     fn annotations_parse_and_print_back() -> Result<(), UnknownBehaviour> {
-        for text in ["normal", "pending", "slow-pull:2", "image-pull-error", "invalid-image", "oom-after:0.5", "evict-after:1"] {
+        for text in
+            ["normal", "pending", "slow-pull:2", "image-pull-error", "invalid-image", "oom-after:0.5", "evict-after:1"]
+        {
             assert_eq!(text.parse::<Behaviour>()?.to_string(), text);
         }
         assert_eq!("slow-pull:1.5".parse::<Behaviour>()?, Behaviour::SlowPull(Duration::from_millis(1500)));

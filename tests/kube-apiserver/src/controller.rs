@@ -56,8 +56,7 @@ impl Propagation {
 
 /// The warning the real server sends when a Job is deleted without a
 /// propagation policy (its pods are then orphaned).
-pub(crate) const ORPHAN_WARNING: &str =
-    "299 - \"child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to remove them\"";
+pub(crate) const ORPHAN_WARNING: &str = "299 - \"child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to remove them\"";
 
 /// `(name, uid)` of the Job controlling `pod`.
 pub(crate) fn owner_job(pod: &Value) -> Option<(String, String)> {
@@ -193,7 +192,8 @@ pub(crate) fn sync_job(shared: &Arc<Shared>, state: &mut State, namespace: &str,
         .iter()
         .filter(|p| {
             p.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|cs| {
-                cs.iter().any(|c| util::str_at(c, "/type") == Some("Ready") && util::str_at(c, "/status") == Some("True"))
+                cs.iter()
+                    .any(|c| util::str_at(c, "/type") == Some("Ready") && util::str_at(c, "/status") == Some("True"))
             })
         })
         .count();
@@ -209,7 +209,8 @@ pub(crate) fn sync_job(shared: &Arc<Shared>, state: &mut State, namespace: &str,
         rt.started = Some(Instant::now());
         start_deadline = deadline;
     }
-    let has_interim = condition_of(&job, "SuccessCriteriaMet").is_some() || condition_of(&job, "FailureTarget").is_some();
+    let has_interim =
+        condition_of(&job, "SuccessCriteriaMet").is_some() || condition_of(&job, "FailureTarget").is_some();
     if !has_interim {
         let past_deadline = matches!((rt.started, deadline), (Some(started), Some(d)) if started.elapsed() >= d);
         if rt.succeeded.len() >= completions {

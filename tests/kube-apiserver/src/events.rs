@@ -1,6 +1,8 @@
 //! core/v1 Events as the real controllers and kubelet record them: one
 //! object per (object, reason, message), whose `count` grows on repeats.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use serde_json::{Value, json};
 
 use crate::resource::Resource;
@@ -59,7 +61,16 @@ pub(crate) fn record(
         });
         return;
     }
-    let event_name = format!("{name}.{:016x}", util::random_u64());
+    // Named as the real recorder names events (`<object>.<unix nanos in
+    // hex>`), so that a list, sorted by name, is in time order.
+    let mut nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let event_name = loop {
+        let candidate = format!("{name}.{nanos:x}");
+        if store.get(&ObjectKey::new(Resource::Events, &namespace, &candidate)).is_none() {
+            break candidate;
+        }
+        nanos += 1;
+    };
     let mut involved_object = json!({
         "kind": involved.get("kind").cloned().unwrap_or(Value::Null),
         "namespace": namespace,

@@ -108,10 +108,10 @@ fn parse_target(segments: &[&str]) -> Option<Target> {
         _ => return None,
     };
     let resource = Resource::from_plural(plural)?;
-    let subresource_ok = match (resource, subresource.as_deref()) {
-        (_, None) | (Resource::Pods, Some("log")) | (Resource::Jobs, Some("status")) => true,
-        _ => false,
-    };
+    let subresource_ok = matches!(
+        (resource, subresource.as_deref()),
+        (_, None) | (Resource::Pods, Some("log")) | (Resource::Jobs, Some("status"))
+    );
     let valid = (resource.group() == "batch") == batch && (name.is_none() || namespace.is_some()) && subresource_ok;
     valid.then_some(Target { resource, namespace, name, subresource })
 }
@@ -189,7 +189,8 @@ async fn route(shared: &Arc<Shared>, request: Request<Incoming>) -> Result<Respo
     match verb {
         "list" => list(shared, &target, &query),
         "watch" => {
-            let watch = WatchRequest::parse(resource, target.namespace.clone(), &query, shared.config.default_watch_timeout)?;
+            let watch =
+                WatchRequest::parse(resource, target.namespace.clone(), &query, shared.config.default_watch_timeout)?;
             let (tx, rx) = mpsc::channel(64);
             shared.spawn(watch::run(shared.clone(), watch, tx));
             Ok(streaming_response("application/json", rx))
@@ -258,8 +259,12 @@ fn list(shared: &Arc<Shared>, target: &Target, query: &HashMap<String, String>) 
 
 /// Parses a create body as an object of `resource`.
 fn decode(body: &[u8], resource: Resource) -> Result<Value, ApiError> {
-    let unrecognized =
-        |detail: String| ApiError::bad_request(format!("the object provided is unrecognized (must be of type {}): {detail}", resource.kind()));
+    let unrecognized = |detail: String| {
+        ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type {}): {detail}",
+            resource.kind()
+        ))
+    };
     let object: Value = serde_json::from_slice(body)
         .map_err(|e| unrecognized(format!("couldn't get version/kind; json parse error: {e}")))?;
     if !object.is_object() {
@@ -281,7 +286,10 @@ fn decode(body: &[u8], resource: Resource) -> Result<Value, ApiError> {
 /// The typed decode the real server does: wrong field types are 400.
 fn check_types<T: serde::de::DeserializeOwned>(object: &Value, resource: Resource) -> Result<(), ApiError> {
     serde_json::from_value::<T>(object.clone()).map(|_| ()).map_err(|e| {
-        ApiError::bad_request(format!("{kind} in version \"v1\" cannot be handled as a {kind}: {e}", kind = resource.kind()))
+        ApiError::bad_request(format!(
+            "{kind} in version \"v1\" cannot be handled as a {kind}: {e}",
+            kind = resource.kind()
+        ))
     })
 }
 
@@ -324,7 +332,9 @@ fn prepare_create(object: &mut Value, resource: Resource, namespace: &str) -> Re
     ] {
         meta.remove(field);
     }
-    meta.insert("generation".into(), json!(1));
+    if resource == Resource::Jobs {
+        meta.insert("generation".into(), json!(1));
+    }
     if let Some(map) = object.as_object_mut() {
         map.remove("status");
     }
@@ -400,7 +410,11 @@ fn delete(
     if options.get("dryRun").is_some_and(|d| d.as_array().is_some_and(|a| !a.is_empty())) {
         return Err(ApiError::bad_request("dryRun is not supported by this test API server"));
     }
-    let policy = match options.get("propagationPolicy").and_then(Value::as_str).or(query.get("propagationPolicy").map(String::as_str)) {
+    let policy = match options
+        .get("propagationPolicy")
+        .and_then(Value::as_str)
+        .or(query.get("propagationPolicy").map(String::as_str))
+    {
         Some(text) => Some(Propagation::parse(text)?),
         None => match options.get("orphanDependents").and_then(Value::as_bool) {
             Some(true) => Some(Propagation::Orphan),
@@ -498,7 +512,9 @@ fn pod_log(
     let number = |key: &str| -> Result<Option<usize>, ApiError> {
         query
             .get(key)
-            .map(|text| text.parse::<usize>().map_err(|_| ApiError::bad_request(format!("{key}: Invalid value: \"{text}\""))))
+            .map(|text| {
+                text.parse::<usize>().map_err(|_| ApiError::bad_request(format!("{key}: Invalid value: \"{text}\"")))
+            })
             .transpose()
     };
     let tail_lines = number("tailLines")?;

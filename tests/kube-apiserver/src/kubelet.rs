@@ -56,10 +56,8 @@ pub(crate) fn kill_group(pgid: i32, signal: Signal) {
 /// container's requests equal its limits, else `Burstable`.
 pub(crate) fn qos_class(spec: &Value) -> &'static str {
     let containers = spec.get("containers").and_then(Value::as_array).cloned().unwrap_or_default();
-    let resources: Vec<(Option<&Value>, Option<&Value>)> = containers
-        .iter()
-        .map(|c| (c.pointer("/resources/requests"), c.pointer("/resources/limits")))
-        .collect();
+    let resources: Vec<(Option<&Value>, Option<&Value>)> =
+        containers.iter().map(|c| (c.pointer("/resources/requests"), c.pointer("/resources/limits"))).collect();
     let empty = |v: Option<&Value>| v.and_then(Value::as_object).is_none_or(|m| m.is_empty());
     if resources.iter().all(|(req, lim)| empty(*req) && empty(*lim)) {
         "BestEffort"
@@ -419,7 +417,9 @@ impl Kubelet {
                 }
                 Behaviour::ImagePullError => {
                     self.wait_for(config.pull_delay).await?;
-                    let rpc = format!("rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": not found");
+                    let rpc = format!(
+                        "rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": not found"
+                    );
                     self.update(|pod| set_waiting(pod, "ErrImagePull", Some(&rpc)))?;
                     self.event(Severity::Warning, "Failed", &format!("Failed to pull image \"{image}\": {rpc}"), true);
                     self.event(Severity::Warning, "Failed", "Error: ErrImagePull", true);
@@ -607,10 +607,8 @@ impl Kubelet {
                 () = sleep_until(evict_at) => break End::Evicted,
             }
         };
-        let container = self
-            .pod()
-            .and_then(|p| util::str_at(&p, "/spec/containers/0/name").map(str::to_owned))
-            .unwrap_or_default();
+        let container =
+            self.pod().and_then(|p| util::str_at(&p, "/spec/containers/0/name").map(str::to_owned)).unwrap_or_default();
         let pgid = running.pgid;
         let killed = |child: &mut Child| {
             kill_group(pgid, Signal::SIGKILL);

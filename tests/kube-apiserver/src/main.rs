@@ -24,7 +24,8 @@ async fn main() -> anyhow::Result<()> {
             "--namespace" => namespace = value()?,
             "--rewrite" => {
                 let rule = value()?;
-                let (from, to) = rule.split_once('=').with_context(|| format!("--rewrite takes FROM=TO, got {rule:?}"))?;
+                let (from, to) =
+                    rule.split_once('=').with_context(|| format!("--rewrite takes FROM=TO, got {rule:?}"))?;
                 config.command_rewrites.insert(from.to_owned(), PathBuf::from(to));
             }
             "--grace" => {

@@ -47,9 +47,8 @@ fn parse_error(detail: impl std::fmt::Display) -> ApiError {
 }
 
 fn check_key(key: &str, requirement: &str) -> Result<String, ApiError> {
-    let valid = !key.is_empty()
-        && key.len() <= 317
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
+    let valid =
+        !key.is_empty() && key.len() <= 317 && key.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
     if valid { Ok(key.to_owned()) } else { Err(parse_error(format!("invalid label key in {requirement:?}"))) }
 }
 

@@ -172,6 +172,22 @@ impl TestApiServer {
         self.shared.lock().requests.clone()
     }
 
+    /// The most requests that arrived within any `window` (e.g. one
+    /// second), among those accepted by `filter`: a client's peak rate.
+    pub fn max_requests_in(&self, window: Duration, filter: impl Fn(&RequestRecord) -> bool) -> usize {
+        let times: Vec<Duration> =
+            self.shared.lock().requests.iter().filter(|r| filter(r)).map(|r| r.since_start).collect();
+        let mut start = 0;
+        let mut most = 0;
+        for (end, at) in times.iter().enumerate() {
+            while start <= end && at.saturating_sub(times[start]) >= window {
+                start += 1;
+            }
+            most = most.max(end + 1 - start);
+        }
+        most
+    }
+
     /// Forgets the requests so far.
     pub fn clear_requests(&self) {
         self.shared.lock().requests.clear();
@@ -183,14 +199,14 @@ impl TestApiServer {
     /// `pending`, `image-pull-error` or `invalid-image` pod.
     pub fn trigger(&self, namespace: &str, pod: &str, behaviour: Behaviour) -> Result<(), Error> {
         let state = self.shared.lock();
-        let handle = state.pods.get(&(namespace.to_owned(), pod.to_owned())).ok_or_else(|| Error::NoSuchPod {
-            namespace: namespace.to_owned(),
-            name: pod.to_owned(),
-        })?;
-        handle.commands.send(PodCommand::Trigger(behaviour)).map_err(|_| Error::NoSuchPod {
-            namespace: namespace.to_owned(),
-            name: pod.to_owned(),
-        })
+        let handle = state
+            .pods
+            .get(&(namespace.to_owned(), pod.to_owned()))
+            .ok_or_else(|| Error::NoSuchPod { namespace: namespace.to_owned(), name: pod.to_owned() })?;
+        handle
+            .commands
+            .send(PodCommand::Trigger(behaviour))
+            .map_err(|_| Error::NoSuchPod { namespace: namespace.to_owned(), name: pod.to_owned() })
     }
 
     /// Preempts a pod as the scheduler does for a higher-priority one: a

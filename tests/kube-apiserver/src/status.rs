@@ -19,7 +19,10 @@ pub(crate) enum FieldErrorKind {
     Required,
     /// The offending value, already rendered as Go's `%q` (strings) or `%d`.
     Invalid(String),
-    NotSupported { value: String, supported: Vec<&'static str> },
+    NotSupported {
+        value: String,
+        supported: Vec<&'static str>,
+    },
 }
 
 impl FieldError {
@@ -153,10 +156,8 @@ impl ApiError {
             many => format!("[{}]", many.join(", ")),
         };
         let message = format!("{} \"{name}\" is invalid: {joined}", resource.qualified_kind());
-        let causes: Vec<Value> = errors
-            .iter()
-            .map(|e| json!({"reason": e.reason(), "message": e.body(), "field": e.field}))
-            .collect();
+        let causes: Vec<Value> =
+            errors.iter().map(|e| json!({"reason": e.reason(), "message": e.body(), "field": e.field})).collect();
         let mut details = Map::new();
         details.insert("name".into(), json!(name));
         if !resource.group().is_empty() {
@@ -193,12 +194,7 @@ impl ApiError {
     /// What a watch stream carries when its resourceVersion fell out of
     /// the history: `too old resource version: X (Y)`.
     pub fn expired(requested: u64, oldest: u64) -> Self {
-        Self::new(
-            StatusCode::GONE,
-            "Expired",
-            format!("too old resource version: {requested} ({oldest})"),
-            None,
-        )
+        Self::new(StatusCode::GONE, "Expired", format!("too old resource version: {requested} ({oldest})"), None)
     }
 
     /// The `Status` object.
@@ -241,19 +237,13 @@ mod tests {
             forbidden.message,
             "jobs.batch is forbidden: User \"system:serviceaccount:weft:weft-agent\" cannot create resource \"jobs\" in API group \"batch\" in the namespace \"flows\""
         );
-        let invalid = ApiError::invalid(
-            Resource::Jobs,
-            "x",
-            &[FieldError::required("spec.template.spec.containers", "")],
-        );
+        let invalid =
+            ApiError::invalid(Resource::Jobs, "x", &[FieldError::required("spec.template.spec.containers", "")]);
         assert_eq!(invalid.message, "Job.batch \"x\" is invalid: spec.template.spec.containers: Required value");
         let two = ApiError::invalid(
             Resource::Jobs,
             "x",
-            &[
-                FieldError::required("a", ""),
-                FieldError::not_supported("b", "Always", vec!["OnFailure", "Never"]),
-            ],
+            &[FieldError::required("a", ""), FieldError::not_supported("b", "Always", vec!["OnFailure", "Never"])],
         );
         assert_eq!(
             two.message,

@@ -130,7 +130,8 @@ fn default_pod_spec(spec: &mut Map<String, Value>) {
         for container in containers.iter_mut().filter_map(Value::as_object_mut) {
             let image = container.get("image").and_then(Value::as_str).unwrap_or_default();
             let tag = image.rsplit('/').next().and_then(|last| last.split_once(':')).map(|(_, tag)| tag);
-            let pull = if image.contains('@') || tag.is_some_and(|t| t != "latest") { "IfNotPresent" } else { "Always" };
+            let pull =
+                if image.contains('@') || tag.is_some_and(|t| t != "latest") { "IfNotPresent" } else { "Always" };
             for (key, value) in [
                 ("terminationMessagePath", json!("/dev/termination-log")),
                 ("terminationMessagePolicy", json!("File")),
@@ -159,8 +160,7 @@ pub(crate) fn validate_job(job: &Value, name: &str) -> Vec<FieldError> {
                 match util::str_at(container, "/name") {
                     None | Some("") => errors.push(FieldError::required(format!("{field}.name"), "")),
                     Some(name) if name.len() > 63 || !is_dns1123_label(name) => {
-                        let detail =
-                            if name.len() > 63 { "must be no more than 63 characters" } else { DNS1123_LABEL };
+                        let detail = if name.len() > 63 { "must be no more than 63 characters" } else { DNS1123_LABEL };
                         errors.push(FieldError::invalid(format!("{field}.name"), name, detail));
                     }
                     Some(_) => {}

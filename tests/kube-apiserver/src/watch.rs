@@ -104,7 +104,10 @@ impl WatchRequest {
         if initial_end && let Some(map) = metadata.as_object_mut() {
             map.insert("annotations".into(), json!({"k8s.io/initial-events-end": "true"}));
         }
-        line("BOOKMARK", &json!({"kind": self.resource.kind(), "apiVersion": self.resource.api_version(), "metadata": metadata}))
+        line(
+            "BOOKMARK",
+            &json!({"kind": self.resource.kind(), "apiVersion": self.resource.api_version(), "metadata": metadata}),
+        )
     }
 }
 
@@ -145,10 +148,7 @@ pub(crate) async fn run(shared: Arc<Shared>, request: WatchRequest, tx: mpsc::Se
             return;
         }
     }
-    if request.send_initial_events
-        && request.bookmarks
-        && tx.send(request.bookmark(last, true)).await.is_err()
-    {
+    if request.send_initial_events && request.bookmarks && tx.send(request.bookmark(last, true)).await.is_err() {
         return;
     }
     let interval = shared.config.bookmark_interval.max(Duration::from_millis(10));

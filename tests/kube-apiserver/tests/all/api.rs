@@ -1,6 +1,8 @@
 //! Create, get, list, delete, errors, denials, discovery and the request
 //! log, through kube's `Api`.
 
+use std::time::Duration;
+
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Pod, Secret};
 use kube::api::{DeleteParams, ListParams, PostParams};
@@ -32,7 +34,8 @@ async fn jobs_are_created_read_listed_by_label_and_deleted() -> anyhow::Result<(
     assert!(created.metadata.creation_timestamp.is_some());
     let rv: u64 = created.resource_version().unwrap_or_default().parse()?;
     assert!(rv > 0);
-    let template_labels = created.spec.as_ref().and_then(|s| s.template.metadata.as_ref()).and_then(|m| m.labels.clone());
+    let template_labels =
+        created.spec.as_ref().and_then(|s| s.template.metadata.as_ref()).and_then(|m| m.labels.clone());
     let template_labels = template_labels.unwrap_or_default();
     assert_eq!(template_labels.get("job-name").map(String::as_str), Some("alpha"));
     assert_eq!(template_labels.get("batch.kubernetes.io/controller-uid"), created.metadata.uid.as_ref());
@@ -81,7 +84,12 @@ async fn failures_are_status_objects_worded_as_the_real_server_does() -> anyhow:
     let jobs: Api<Job> = Api::namespaced(client.clone(), NS);
     create_job(&client, &job("twice", &["true"], json!({}))?).await?;
 
-    let conflict = api_error(jobs.create(&PostParams::default(), &job("twice", &["true"], json!({}))?).await.err().ok_or_else(|| anyhow::anyhow!("no 409"))?)?;
+    let conflict = api_error(
+        jobs.create(&PostParams::default(), &job("twice", &["true"], json!({}))?)
+            .await
+            .err()
+            .ok_or_else(|| anyhow::anyhow!("no 409"))?,
+    )?;
     assert_eq!((conflict.code, conflict.reason.as_str()), (409, "AlreadyExists"));
     assert_eq!(conflict.message, "jobs.batch \"twice\" already exists");
     assert_eq!(details(&conflict), ("twice".into(), "batch".into(), "jobs".into()));
@@ -89,7 +97,9 @@ async fn failures_are_status_objects_worded_as_the_real_server_does() -> anyhow:
     let missing = api_error(jobs.get("nope").await.err().ok_or_else(|| anyhow::anyhow!("no 404"))?)?;
     assert_eq!((missing.code, missing.reason.as_str()), (404, "NotFound"));
     assert_eq!(missing.message, "jobs.batch \"nope\" not found");
-    let missing = api_error(jobs.delete("nope", &DeleteParams::background()).await.err().ok_or_else(|| anyhow::anyhow!("no 404"))?)?;
+    let missing = api_error(
+        jobs.delete("nope", &DeleteParams::background()).await.err().ok_or_else(|| anyhow::anyhow!("no 404"))?,
+    )?;
     assert_eq!(missing.code, 404);
     let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
     let missing = api_error(pods.get("nope").await.err().ok_or_else(|| anyhow::anyhow!("no 404"))?)?;
@@ -99,7 +109,9 @@ async fn failures_are_status_objects_worded_as_the_real_server_does() -> anyhow:
     if let Some(spec) = no_containers.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
         spec.containers.clear();
     }
-    let invalid = api_error(jobs.create(&PostParams::default(), &no_containers).await.err().ok_or_else(|| anyhow::anyhow!("no 422"))?)?;
+    let invalid = api_error(
+        jobs.create(&PostParams::default(), &no_containers).await.err().ok_or_else(|| anyhow::anyhow!("no 422"))?,
+    )?;
     assert_eq!((invalid.code, invalid.reason.as_str()), (422, "Invalid"));
     assert_eq!(invalid.message, "Job.batch \"empty\" is invalid: spec.template.spec.containers: Required value");
     assert_eq!(details(&invalid), ("empty".into(), "batch".into(), "Job".into()));
@@ -108,24 +120,41 @@ async fn failures_are_status_objects_worded_as_the_real_server_does() -> anyhow:
     if let Some(spec) = always.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
         spec.restart_policy = None;
     }
-    let invalid = api_error(jobs.create(&PostParams::default(), &always).await.err().ok_or_else(|| anyhow::anyhow!("no 422"))?)?;
+    let invalid =
+        api_error(jobs.create(&PostParams::default(), &always).await.err().ok_or_else(|| anyhow::anyhow!("no 422"))?)?;
     assert_eq!(
         invalid.message,
         "Job.batch \"always\" is invalid: spec.template.spec.restartPolicy: Unsupported value: \"Always\": supported values: \"OnFailure\", \"Never\""
     );
 
     let long = "a".repeat(64);
-    let invalid = api_error(jobs.create(&PostParams::default(), &job(&long, &["true"], json!({}))?).await.err().ok_or_else(|| anyhow::anyhow!("no 422"))?)?;
+    let invalid = api_error(
+        jobs.create(&PostParams::default(), &job(&long, &["true"], json!({}))?)
+            .await
+            .err()
+            .ok_or_else(|| anyhow::anyhow!("no 422"))?,
+    )?;
     assert_eq!(invalid.code, 422);
     assert!(invalid.message.contains("must be no more than 63 characters"), "{}", invalid.message);
 
     let no_template: Job = serde_json::from_value(json!({"metadata": {"name": "bare"}, "spec": {}}))
         .or_else(|_| serde_json::from_value(json!({"metadata": {"name": "bare"}, "spec": {"template": {}}})))?;
-    let invalid = api_error(jobs.create(&PostParams::default(), &no_template).await.err().ok_or_else(|| anyhow::anyhow!("no 422"))?)?;
-    assert!(invalid.message.starts_with("Job.batch \"bare\" is invalid: [spec.template.spec.containers: Required value"), "{}", invalid.message);
+    let invalid = api_error(
+        jobs.create(&PostParams::default(), &no_template).await.err().ok_or_else(|| anyhow::anyhow!("no 422"))?,
+    )?;
+    assert!(
+        invalid.message.starts_with("Job.batch \"bare\" is invalid: [spec.template.spec.containers: Required value"),
+        "{}",
+        invalid.message
+    );
 
     server.deny(DenyRule::new("create", "jobs", NS));
-    let forbidden = api_error(jobs.create(&PostParams::default(), &job("denied", &["true"], json!({}))?).await.err().ok_or_else(|| anyhow::anyhow!("no 403"))?)?;
+    let forbidden = api_error(
+        jobs.create(&PostParams::default(), &job("denied", &["true"], json!({}))?)
+            .await
+            .err()
+            .ok_or_else(|| anyhow::anyhow!("no 403"))?,
+    )?;
     assert_eq!((forbidden.code, forbidden.reason.as_str()), (403, "Forbidden"));
     assert_eq!(
         forbidden.message,
@@ -138,7 +167,8 @@ async fn failures_are_status_objects_worded_as_the_real_server_does() -> anyhow:
     other.create(&PostParams::default(), &job("allowed", &["true"], json!({}))?).await?;
     server.set_denials(vec![DenyRule::everywhere("list", "pods")]);
     let all_pods: Api<Pod> = Api::all(client.clone());
-    let forbidden = api_error(all_pods.list(&ListParams::default()).await.err().ok_or_else(|| anyhow::anyhow!("no 403"))?)?;
+    let forbidden =
+        api_error(all_pods.list(&ListParams::default()).await.err().ok_or_else(|| anyhow::anyhow!("no 403"))?)?;
     assert_eq!(
         forbidden.message,
         "pods is forbidden: User \"system:serviceaccount:weft:weft-agent\" cannot list resource \"pods\" in API group \"\" at the cluster scope"
@@ -152,7 +182,9 @@ async fn discovery_and_version_parse_in_kube() -> anyhow::Result<()> {
     let (_server, client) = start().await?;
     let version = client.apiserver_version().await?;
     assert_eq!((version.major.as_str(), version.minor.as_str()), ("1", "33"));
-    for discovery in [Discovery::new(client.clone()).run().await?, Discovery::new(client.clone()).run_aggregated().await?] {
+    for discovery in
+        [Discovery::new(client.clone()).run().await?, Discovery::new(client.clone()).run_aggregated().await?]
+    {
         assert!(discovery.has_group("batch"));
         let (job, _) = discovery
             .groups()
@@ -215,11 +247,13 @@ async fn the_request_log_counts_every_request() -> anyhow::Result<()> {
     }
     let _ = jobs.get("missing").await;
     let requests = server.requests();
-    let lists = requests.iter().filter(|r| r.method == "GET" && r.path == "/apis/batch/v1/namespaces/flows/jobs").count();
+    let lists =
+        requests.iter().filter(|r| r.method == "GET" && r.path == "/apis/batch/v1/namespaces/flows/jobs").count();
     assert_eq!(lists, 5);
     assert_eq!(requests.len(), 6);
     assert!(requests.windows(2).all(|w| w[0].since_start <= w[1].since_start));
-    let last_second = requests.iter().filter(|r| r.since_start >= requests[5].since_start.saturating_sub(std::time::Duration::from_secs(1))).count();
-    assert_eq!(last_second, 6);
+    assert_eq!(server.max_requests_in(Duration::from_secs(60), |_| true), 6);
+    assert_eq!(server.max_requests_in(Duration::from_secs(60), |r| r.path.ends_with("/missing")), 1);
+    assert_eq!(server.max_requests_in(Duration::ZERO, |_| true), 0);
     Ok(())
 }

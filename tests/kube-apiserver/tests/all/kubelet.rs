@@ -1,16 +1,21 @@
 //! The simulated job controller and kubelet: processes, logs, statuses,
 //! deletion, deadlines, TTL and the test hooks.
 
+use std::pin::pin;
 use std::time::Duration;
+
+use futures::{AsyncBufReadExt as _, StreamExt as _, TryStreamExt as _};
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Pod};
-use kube::api::{DeleteParams, ListParams, LogParams};
 use kube::Api;
+use kube::api::{DeleteParams, ListParams, LogParams, WatchEvent, WatchParams};
 use serde_json::json;
 use weft_kube_apiserver::{Behaviour, Resource};
 
-use crate::{NS, container_state, create_job, eventually, job, job_conditions, job_pod, job_when, name_of, phase, start};
+use crate::{
+    NS, container_state, create_job, eventually, job, job_conditions, job_pod, job_when, name_of, phase, start,
+};
 
 fn process_alive(pid: u32) -> bool {
     let Ok(pid) = i32::try_from(pid) else { return false };
@@ -50,10 +55,9 @@ async fn a_failing_command_fails_the_pod_and_the_job_and_leaves_its_log() -> any
     let owner = pod.metadata.owner_references.clone().unwrap_or_default();
     assert_eq!(owner.first().map(|o| (o.kind.as_str(), o.name.as_str())), Some(("Job", "fails")));
 
-    let failed = job_when(&client, "fails", "a Failed job", |j| {
-        job_conditions(j).iter().any(|(kind, _)| kind == "Failed")
-    })
-    .await?;
+    let failed =
+        job_when(&client, "fails", "a Failed job", |j| job_conditions(j).iter().any(|(kind, _)| kind == "Failed"))
+            .await?;
     let conditions = job_conditions(&failed);
     assert!(conditions.contains(&("FailureTarget".to_owned(), "BackoffLimitExceeded".to_owned())), "{conditions:?}");
     assert!(conditions.contains(&("Failed".to_owned(), "BackoffLimitExceeded".to_owned())), "{conditions:?}");
@@ -69,8 +73,11 @@ async fn a_failing_command_fails_the_pod_and_the_job_and_leaves_its_log() -> any
 async fn a_succeeding_command_completes_the_job_with_env_from_secrets() -> anyhow::Result<()> {
     let (server, client) = start().await?;
     server.put_secret(NS, "creds", &[("TOKEN", "s3cret")]);
-    let mut succeeds = job("succeeds", &["sh", "-c", "echo \"$TOKEN $ONE $X_TOKEN ${CARGO_MANIFEST_DIR:-clean}\" >&2"], json!({}))?;
-    if let Some(container) = succeeds.spec.as_mut().and_then(|s| s.template.spec.as_mut()).and_then(|s| s.containers.first_mut()) {
+    let mut succeeds =
+        job("succeeds", &["sh", "-c", "echo \"$TOKEN $ONE $X_TOKEN ${CARGO_MANIFEST_DIR:-clean}\" >&2"], json!({}))?;
+    if let Some(container) =
+        succeeds.spec.as_mut().and_then(|s| s.template.spec.as_mut()).and_then(|s| s.containers.first_mut())
+    {
         container.env = Some(serde_json::from_value(json!([
             {"name": "ONE", "value": "1"},
             {"name": "X_TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "TOKEN"}}},
@@ -101,12 +108,15 @@ async fn a_succeeding_command_completes_the_job_with_env_from_secrets() -> anyho
 async fn a_missing_secret_holds_the_container_in_create_container_config_error() -> anyhow::Result<()> {
     let (server, client) = start().await?;
     let mut waits = job("waits", &["true"], json!({}))?;
-    if let Some(container) = waits.spec.as_mut().and_then(|s| s.template.spec.as_mut()).and_then(|s| s.containers.first_mut()) {
+    if let Some(container) =
+        waits.spec.as_mut().and_then(|s| s.template.spec.as_mut()).and_then(|s| s.containers.first_mut())
+    {
         container.env_from = Some(serde_json::from_value(json!([{"secretRef": {"name": "later"}}]))?);
     }
     create_job(&client, &waits).await?;
     let pod = job_pod(&client, "waits", "CreateContainerConfigError", |p| {
-        container_state(p).ok().and_then(|s| s.pointer("/waiting/reason").cloned()) == Some(json!("CreateContainerConfigError"))
+        container_state(p).ok().and_then(|s| s.pointer("/waiting/reason").cloned())
+            == Some(json!("CreateContainerConfigError"))
     })
     .await?;
     assert_eq!(container_state(&pod)?.pointer("/waiting/message"), Some(&json!("secret \"later\" not found")));
@@ -124,10 +134,31 @@ async fn background_deletion_kills_the_process_and_removes_the_pod() -> anyhow::
     let pid = server.pod_pid(NS, &name).ok_or_else(|| anyhow::anyhow!("no process"))?;
     assert!(process_alive(pid));
     let jobs: Api<Job> = Api::namespaced(client.clone(), NS);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let rv = pods.get(&name).await?.metadata.resource_version.unwrap_or_default();
+    let params = WatchParams::default().fields(&format!("metadata.name={name}")).timeout(5);
+    let mut watch = pin!(pods.watch(&params, &rv).await?.boxed());
     jobs.delete("long", &DeleteParams::background()).await?;
     assert!(jobs.get_opt("long").await?.is_none());
-    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
-    eventually(5.0, "the pod to be removed", || async { Ok(pods.get_opt(&name).await?.is_none().then_some(())) }).await?;
+    // First the deletionTimestamp, then the container's end, then the removal.
+    let mut seen = Vec::new();
+    while let Some(event) = watch.next().await {
+        match event? {
+            WatchEvent::Modified(pod) => {
+                assert!(pod.metadata.deletion_timestamp.is_some());
+                seen.push(format!("MODIFIED {}", phase(&pod)));
+            }
+            WatchEvent::Deleted(_) => {
+                seen.push("DELETED".to_owned());
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(seen.first().map(String::as_str), Some("MODIFIED Running"));
+    assert_eq!(seen.last().map(String::as_str), Some("DELETED"));
+    assert!(seen.contains(&"MODIFIED Failed".to_owned()), "{seen:?}");
+    assert!(pods.get_opt(&name).await?.is_none());
     assert!(!process_alive(pid), "the process survived");
     assert!(server.running_processes().is_empty());
     assert!(event_reasons(&client, &name).await?.contains(&"Killing".to_owned()));
@@ -199,10 +230,9 @@ async fn backoff_limit_allows_replacement_pods() -> anyhow::Result<()> {
         spec.backoff_limit = Some(1);
     }
     create_job(&client, &retried).await?;
-    let failed = job_when(&client, "retried", "a Failed job", |j| {
-        job_conditions(j).iter().any(|(kind, _)| kind == "Failed")
-    })
-    .await?;
+    let failed =
+        job_when(&client, "retried", "a Failed job", |j| job_conditions(j).iter().any(|(kind, _)| kind == "Failed"))
+            .await?;
     assert_eq!(failed.status.and_then(|s| s.failed), Some(2));
     let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
     assert_eq!(pods.list(&ListParams::default().labels("job-name=retried")).await?.items.len(), 2);
@@ -235,7 +265,9 @@ async fn pending_pods_are_unschedulable_until_released() -> anyhow::Result<()> {
     assert!(event_reasons(&client, &name_of(&pod)).await?.contains(&"FailedScheduling".to_owned()));
     let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
     let log_error = pods.logs(&name_of(&pod), &LogParams::default()).await.err();
-    assert!(matches!(log_error, Some(kube::Error::Api(status)) if status.code == 400 && status.message.contains("is waiting to start")));
+    assert!(
+        matches!(log_error, Some(kube::Error::Api(status)) if status.code == 400 && status.message.contains("is waiting to start"))
+    );
     server.trigger(NS, &name_of(&pod), Behaviour::Normal)?;
     job_pod(&client, "pending", "a Succeeded pod once released", |p| phase(p) == "Succeeded").await?;
     Ok(())
@@ -245,7 +277,9 @@ async fn pending_pods_are_unschedulable_until_released() -> anyhow::Result<()> {
 async fn slow_pulls_wait_in_container_creating() -> anyhow::Result<()> {
     let (_server, client) = start().await?;
     create_job(&client, &job("slow", &["true"], json!({"weft.test/behaviour": "slow-pull:0.6"}))?).await?;
-    let pod = job_pod(&client, "slow", "ContainerCreating", |p| waiting_reason(p).as_deref() == Some("ContainerCreating")).await?;
+    let pod =
+        job_pod(&client, "slow", "ContainerCreating", |p| waiting_reason(p).as_deref() == Some("ContainerCreating"))
+            .await?;
     assert_eq!(phase(&pod), "Pending");
     assert!(event_reasons(&client, &name_of(&pod)).await?.contains(&"Pulling".to_owned()));
     job_pod(&client, "slow", "a Succeeded pod after the pull", |p| phase(p) == "Succeeded").await?;
@@ -256,8 +290,13 @@ async fn slow_pulls_wait_in_container_creating() -> anyhow::Result<()> {
 async fn image_pull_errors_back_off() -> anyhow::Result<()> {
     let (_server, client) = start().await?;
     create_job(&client, &job("pull", &["true"], json!({"weft.test/behaviour": "image-pull-error"}))?).await?;
-    let pod = job_pod(&client, "pull", "ImagePullBackOff", |p| waiting_reason(p).as_deref() == Some("ImagePullBackOff")).await?;
-    assert_eq!(container_state(&pod)?.pointer("/waiting/message"), Some(&json!("Back-off pulling image \"busybox:1.36\"")));
+    let pod =
+        job_pod(&client, "pull", "ImagePullBackOff", |p| waiting_reason(p).as_deref() == Some("ImagePullBackOff"))
+            .await?;
+    assert_eq!(
+        container_state(&pod)?.pointer("/waiting/message"),
+        Some(&json!("Back-off pulling image \"busybox:1.36\""))
+    );
     let reasons = event_reasons(&client, &name_of(&pod)).await?;
     assert!(reasons.contains(&"Failed".to_owned()) && reasons.contains(&"BackOff".to_owned()), "{reasons:?}");
     let events: Api<Event> = Api::namespaced(client.clone(), NS);
@@ -268,10 +307,16 @@ async fn image_pull_errors_back_off() -> anyhow::Result<()> {
         .into_iter()
         .filter_map(|e| e.message)
         .collect();
-    assert!(messages.iter().any(|m| m.contains("rpc error: code = NotFound desc = failed to pull and unpack image \"busybox:1.36\"")), "{messages:?}");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("rpc error: code = NotFound desc = failed to pull and unpack image \"busybox:1.36\"")),
+        "{messages:?}"
+    );
 
     create_job(&client, &job("invalid", &["true"], json!({"weft.test/behaviour": "invalid-image"}))?).await?;
-    job_pod(&client, "invalid", "InvalidImageName", |p| waiting_reason(p).as_deref() == Some("InvalidImageName")).await?;
+    job_pod(&client, "invalid", "InvalidImageName", |p| waiting_reason(p).as_deref() == Some("InvalidImageName"))
+        .await?;
     Ok(())
 }
 
@@ -290,7 +335,8 @@ async fn oom_kills_report_oomkilled_137() -> anyhow::Result<()> {
     server.trigger(NS, &name_of(&running), Behaviour::OomAfter(Duration::ZERO))?;
     let pod = job_pod(&client, "oom-now", "a Failed pod", |p| phase(p) == "Failed").await?;
     assert_eq!(container_state(&pod)?.pointer("/terminated/reason"), Some(&json!("OOMKilled")));
-    job_when(&client, "oom-now", "a Failed job", |j| job_conditions(j).iter().any(|(kind, _)| kind == "Failed")).await?;
+    job_when(&client, "oom-now", "a Failed job", |j| job_conditions(j).iter().any(|(kind, _)| kind == "Failed"))
+        .await?;
     Ok(())
 }
 
@@ -316,7 +362,8 @@ async fn preempted_pods_get_a_disruption_target_and_go() -> anyhow::Result<()> {
     let marked = server.object(Resource::Pods, NS, &name).ok_or_else(|| anyhow::anyhow!("pod gone at once"))?;
     assert_eq!(marked.pointer("/status/conditions/0/reason"), Some(&json!("PreemptionByScheduler")));
     let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
-    eventually(5.0, "the preempted pod removed", || async { Ok(pods.get_opt(&name).await?.is_none().then_some(())) }).await?;
+    eventually(5.0, "the preempted pod removed", || async { Ok(pods.get_opt(&name).await?.is_none().then_some(())) })
+        .await?;
     Ok(())
 }
 
@@ -335,5 +382,19 @@ async fn commands_are_rewritten_and_missing_executables_fail_to_start() -> anyho
     let state = container_state(&pod)?;
     assert_eq!(state.pointer("/terminated/reason"), Some(&json!("StartError")));
     assert_eq!(state.pointer("/terminated/exitCode"), Some(&json!(128)));
+    Ok(())
+}
+
+#[tokio::test]
+async fn logs_can_be_followed_until_the_container_ends() -> anyhow::Result<()> {
+    let (_server, client) = start().await?;
+    let command = ["sh", "-c", "echo a; sleep 0.3; echo b; sleep 0.3; echo c"];
+    create_job(&client, &job("follow", &command, json!({}))?).await?;
+    let pod = job_pod(&client, "follow", "a Running pod", |p| phase(p) == "Running").await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let params = LogParams { follow: true, ..LogParams::default() };
+    let stream = pods.log_stream(&name_of(&pod), &params).await?;
+    let lines: Vec<String> = tokio::time::timeout(Duration::from_secs(5), stream.lines().try_collect()).await??;
+    assert_eq!(lines, vec!["a", "b", "c"]);
     Ok(())
 }
