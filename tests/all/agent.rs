@@ -14,16 +14,16 @@ use crate::store::Backend;
 use crate::{stderr, stdout, weft};
 
 /// A `weft agent` process, stopped with SIGTERM when dropped.
-struct AgentProcess {
+pub(crate) struct AgentProcess {
     child: Option<Child>,
 }
 
 impl AgentProcess {
-    fn start(backend: &Backend, name: &str, extra: &[&str]) -> AgentProcess {
+    pub(crate) fn start(backend: &Backend, name: &str, extra: &[&str]) -> AgentProcess {
         Self::start_with_env(backend, name, extra, &[])
     }
 
-    fn start_with_env(backend: &Backend, name: &str, extra: &[&str], env: &[(&str, &str)]) -> AgentProcess {
+    pub(crate) fn start_with_env(backend: &Backend, name: &str, extra: &[&str], env: &[(&str, &str)]) -> AgentProcess {
         let child = weft()
             .envs(env.iter().copied())
             .args(["agent", "--name", name, "--poll-interval", "200ms"])
@@ -46,7 +46,7 @@ impl AgentProcess {
     }
 
     /// SIGTERM, and the agent's log.
-    fn stop(mut self) -> String {
+    pub(crate) fn stop(mut self) -> String {
         let Some(child) = self.child.take() else { return String::new() };
         signal(i32::try_from(child.id()).expect("pid"), "TERM");
         let output = child.wait_with_output().expect("agent exits");
@@ -67,7 +67,7 @@ fn signal(pid: i32, name: &str) {
     let _ = std::process::Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();
 }
 
-fn deploy(backend: &Backend, yaml: &str) -> tempfile::TempDir {
+pub(crate) fn deploy(backend: &Backend, yaml: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("weft.yaml");
     std::fs::write(&file, yaml).expect("write weft.yaml");
@@ -77,7 +77,7 @@ fn deploy(backend: &Backend, yaml: &str) -> tempfile::TempDir {
 }
 
 /// Schedules a run of a deployment now and returns its id.
-fn run_deployment(backend: &Backend, name: &str, params: &[&str]) -> String {
+pub(crate) fn run_deployment(backend: &Backend, name: &str, params: &[&str]) -> String {
     let mut command = weft();
     command.args(["deployment", "run", name]).args(backend.args());
     for param in params {
@@ -88,7 +88,7 @@ fn run_deployment(backend: &Backend, name: &str, params: &[&str]) -> String {
     stdout(&output).trim().to_owned()
 }
 
-async fn wait_for(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
+pub(crate) async fn wait_for(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !check().await {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -96,11 +96,11 @@ async fn wait_for(what: &str, timeout: Duration, mut check: impl AsyncFnMut() ->
     }
 }
 
-async fn state(store: &Store, id: &str) -> Option<State> {
+pub(crate) async fn state(store: &Store, id: &str) -> Option<State> {
     store.latest_state(id).await.expect("state").map(|(_, r)| r.state)
 }
 
-async fn states(store: &Store, id: &str) -> Vec<State> {
+pub(crate) async fn states(store: &Store, id: &str) -> Vec<State> {
     store.states(id).await.expect("states").into_iter().map(|(_, r)| r.state).collect()
 }
 

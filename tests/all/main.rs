@@ -13,6 +13,7 @@ mod components;
 mod emulators;
 mod examples;
 mod faults;
+mod kubernetes;
 mod failures;
 mod parameters;
 mod sandbox;
@@ -72,13 +73,20 @@ pub(crate) fn messages(lines: &[LogLine]) -> Vec<&str> {
     lines.iter().map(|l| l.message.as_str()).collect()
 }
 
-/// The real `weft` binary, beside this test binary in the target directory.
-pub(crate) fn weft() -> Command {
+/// The path of the real `weft` binary, beside this test binary in the
+/// target directory.
+pub(crate) fn weft_path() -> PathBuf {
     let path = std::env::var_os("WEFT_BIN").map(PathBuf::from).unwrap_or_else(|| {
         let exe = std::env::current_exe().expect("test binary path");
         exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps").join("weft")
     });
     assert!(path.exists(), "{} is missing: build it with `cargo build -p weft` (`make test` does)", path.display());
+    path
+}
+
+/// The real `weft` binary.
+pub(crate) fn weft() -> Command {
+    let path = weft_path();
     // Runs are recorded in the store: unless a test says otherwise, in a
     // directory of this test process, never in the user's ~/.weft.
     static HOME: OnceLock<tempfile::TempDir> = OnceLock::new();

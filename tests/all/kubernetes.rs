@@ -1,0 +1,222 @@
+//! The Kubernetes infrastructure end to end: the real agent and runner, the
+//! project's Kubernetes API test server (whose kubelet runs the pod's command
+//! as a local `weft runner`), and the S3 emulator as the store.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use weft::model::State;
+use weft_kube_apiserver::{Config, DenyRule, Resource, TestApiServer};
+
+use crate::agent::{AgentProcess, deploy, run_deployment, state, wait_for};
+use crate::fixtures::{EXAMPLE_HELLO, SLOW};
+use crate::store::Backend;
+use crate::{stderr, stdout, weft, weft_path};
+
+const NAMESPACE: &str = "flows";
+
+/// A test API server with the store's credentials in a Secret, and its
+/// kubeconfig.
+struct Cluster {
+    server: TestApiServer,
+    kubeconfig: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn cluster(deny: Vec<DenyRule>) -> Cluster {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::default();
+    config.command_rewrites.insert("weft".into(), weft_path());
+    config.termination_grace_period = Some(Duration::from_secs(2));
+    config.extra_env.insert("WEFT_HOME".into(), dir.path().join("pod-home").display().to_string());
+    config.deny = deny;
+    let server = TestApiServer::start(config).await.expect("test API server");
+    server.put_secret(NAMESPACE, "weft-store", &[("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")]);
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig, NAMESPACE).expect("kubeconfig");
+    Cluster { server, kubeconfig, _dir: dir }
+}
+
+impl Cluster {
+    fn agent(&self, backend: &Backend, extra: &[&str]) -> AgentProcess {
+        let kubeconfig = self.kubeconfig.display().to_string();
+        let mut args = vec![
+            "--infra",
+            "kubernetes",
+            "--kubeconfig",
+            &kubeconfig,
+            "--job-variable",
+            "namespace=flows",
+            "--job-variable",
+            "store_secret=weft-store",
+            "--job-variable",
+            "image=weft:test",
+        ];
+        args.extend(extra);
+        AgentProcess::start(backend, "kube", &args)
+    }
+
+    fn jobs(&self) -> Vec<Value> {
+        self.server.objects(Resource::Jobs, Some(NAMESPACE))
+    }
+}
+
+fn yaml(name: &str, flow: &str, parameters: &str, job_variables: &str) -> String {
+    format!(
+        "deployments:\n  - name: {name}\n    flow: {flow}\n    parameters: {parameters}\n    infrastructure:\n      type: kubernetes\n      job_variables: {job_variables}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_run_becomes_a_job_and_completes() {
+    let cluster = cluster(Vec::new()).await;
+    let backend = Backend::s3();
+    let _dir = deploy(&backend, &yaml("hello", EXAMPLE_HELLO, "{name: Kubernetes}", "{memory_limit: 512Mi, labels: {team: data}}"));
+    let agent = cluster.agent(&backend, &[]);
+    let output = weft().args(["deployment", "run", "hello", "--watch"]).args(backend.args()).output().expect("run");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "\"Hello, Kubernetes!\"\n");
+    let store = backend.open();
+    let id = store.run_ids().await.expect("runs").pop().expect("a run");
+    assert_eq!(
+        crate::agent::states(&store, &id).await,
+        [State::Scheduled, State::Pending, State::Running, State::Completed]
+    );
+
+    let jobs = cluster.jobs();
+    assert_eq!(jobs.len(), 1);
+    let job = &jobs[0];
+    assert_eq!(job["metadata"]["name"], format!("weft-hello-{}", id.to_lowercase()));
+    assert_eq!(job["metadata"]["labels"]["weft.dev/flow-run-id"], id.as_str());
+    assert_eq!(job["metadata"]["labels"]["weft.dev/deployment"], "hello");
+    assert_eq!(job["metadata"]["labels"]["team"], "data");
+    assert_eq!(job["spec"]["backoffLimit"], 0);
+    assert_eq!(job["spec"]["activeDeadlineSeconds"], 3660);
+    assert_eq!(job["spec"]["ttlSecondsAfterFinished"], 3600);
+    let pod = &job["spec"]["template"];
+    assert_eq!(pod["metadata"]["labels"]["weft.dev/flow"], "hello");
+    let container = &pod["spec"]["containers"][0];
+    assert_eq!(container["image"], "weft:test");
+    assert_eq!(container["command"], json!(["weft", "runner", "--run", id]));
+    assert_eq!(container["resources"]["limits"]["memory"], "512Mi");
+    assert_eq!(container["envFrom"], json!([{"secretRef": {"name": "weft-store"}}]));
+    let env = container["env"].as_array().expect("env");
+    let store_options = env.iter().find(|e| e["name"] == "WEFT_STORE_OPTIONS").expect("store options")["value"].clone();
+    let options: Value = serde_json::from_str(store_options.as_str().unwrap_or_default()).expect("JSON");
+    assert!(options.get("endpoint").is_some(), "{options}");
+    assert!(options.get("secret_access_key").is_none() && options.get("access_key_id").is_none(), "no credentials in the Job: {options}");
+    drop(agent);
+}
+
+/// Runs `flow` under a `weft.test/behaviour` and returns the run's final
+/// state record.
+async fn run_with_behaviour(behaviour: &str, flow: &str, parameters: &str, watch_timeout: u64) -> weft::model::StateRecord {
+    let cluster = cluster(Vec::new()).await;
+    let backend = Backend::s3();
+    let variables = format!("{{annotations: {{\"weft.test/behaviour\": \"{behaviour}\"}}, pod_watch_timeout: {watch_timeout}, memory_limit: 64Mi}}");
+    let _dir = deploy(&backend, &yaml("b", flow, parameters, &variables));
+    let agent = cluster.agent(&backend, &[]);
+    let id = run_deployment(&backend, "b", &[]);
+    let store = backend.open();
+    wait_for("the run to end", Duration::from_secs(60), async || state(&store, &id).await.is_some_and(State::is_final)).await;
+    drop(agent);
+    store.latest_state(&id).await.expect("state").expect("a state").1
+}
+
+const SLOW_PARAMS: &str = "{ticks: 40, interval_ms: 250}";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_that_cannot_be_pulled_crashes_the_run_after_the_pod_watch_timeout() {
+    let last = run_with_behaviour("image-pull-error", EXAMPLE_HELLO, "{}", 2).await;
+    assert_eq!(last.state, State::Crashed);
+    let reason = last.message.unwrap_or_default();
+    assert!(reason.starts_with("the image `weft:test` could not be pulled"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_pull_within_the_timeout_is_not_a_crash() {
+    let last = run_with_behaviour("slow-pull:2", EXAMPLE_HELLO, "{}", 30).await;
+    assert_eq!(last.state, State::Completed, "{:?}", last.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unschedulable_pod_crashes_the_run_with_the_scheduler_message() {
+    let last = run_with_behaviour("pending", EXAMPLE_HELLO, "{}", 2).await;
+    assert_eq!(last.state, State::Crashed);
+    assert_eq!(
+        last.message.as_deref(),
+        Some("the pod never started within 2s: 0/3 nodes are available: 3 Insufficient memory.")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oom_killed_pod_crashes_the_run_naming_the_memory_limit() {
+    let last = run_with_behaviour("oom-after:2", SLOW, SLOW_PARAMS, 30).await;
+    assert_eq!(last.state, State::Crashed);
+    let reason = last.message.unwrap_or_default();
+    assert!(reason.contains("OOMKilled") && reason.contains("memory limit of 64Mi"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evicted_pod_crashes_the_run_with_the_reason() {
+    let last = run_with_behaviour("evict-after:2", SLOW, SLOW_PARAMS, 30).await;
+    assert_eq!(last.state, State::Crashed);
+    assert_eq!(last.message.as_deref(), Some("the pod was evicted: The node was low on resource: memory."));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_run_deletes_its_job() {
+    let cluster = cluster(Vec::new()).await;
+    let backend = Backend::s3();
+    let _dir = deploy(&backend, &yaml("slow", SLOW, SLOW_PARAMS, "{}"));
+    let agent = cluster.agent(&backend, &[]);
+    let id = run_deployment(&backend, "slow", &[]);
+    let store = backend.open();
+    wait_for("the run to start", Duration::from_secs(60), async || state(&store, &id).await == Some(State::Running)).await;
+    let output = weft().args(["runs", "cancel", &id]).args(backend.args()).output().expect("cancel");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    wait_for("the run to be cancelled", Duration::from_secs(60), async || state(&store, &id).await == Some(State::Cancelled))
+        .await;
+    wait_for("its Job to be gone", Duration::from_secs(30), async || cluster.jobs().is_empty()).await;
+    assert!(cluster.server.objects(Resource::Pods, Some(NAMESPACE)).is_empty(), "no pod is left behind");
+    drop(agent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_job_creation_crashes_the_run_with_one_clear_line() {
+    let cluster = cluster(vec![DenyRule::new("create", "jobs", NAMESPACE)]).await;
+    let backend = Backend::s3();
+    let _dir = deploy(&backend, &yaml("hello", EXAMPLE_HELLO, "{}", "{}"));
+    let agent = cluster.agent(&backend, &[]);
+    let id = run_deployment(&backend, "hello", &[]);
+    let store = backend.open();
+    wait_for("the run to end", Duration::from_secs(60), async || state(&store, &id).await.is_some_and(State::is_final)).await;
+    let log = agent.stop();
+    let last = store.latest_state(&id).await.expect("state").expect("a state").1;
+    assert_eq!(last.state, State::Crashed);
+    let reason = last.message.unwrap_or_default();
+    assert!(reason.contains("the agent may not create jobs in namespace `flows`"), "{reason}");
+    assert!(reason.contains("weft agent install --namespace flows --rbac"), "{reason}");
+    assert!(log.contains("the agent may not create jobs in namespace `flows`"), "the agent log says so too: {log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_creation_keeps_to_the_client_side_rate_limit() {
+    let cluster = cluster(Vec::new()).await;
+    let backend = Backend::s3();
+    let _dir = deploy(&backend, &yaml("hello", EXAMPLE_HELLO, "{}", "{}"));
+    let store = backend.open();
+    let deployment = store.deployment("hello").await.expect("read").expect("deployed");
+    let mut ids = Vec::new();
+    for _ in 0..24 {
+        let run = store.schedule_run(&deployment, Default::default(), std::time::SystemTime::now(), None, 1).await.expect("schedule");
+        ids.push(run.expect("created").id);
+    }
+    let agent = cluster.agent(&backend, &["--kube-qps", "4", "--kube-burst", "4", "--limit", "24"]);
+    wait_for("24 Jobs", Duration::from_secs(120), async || cluster.jobs().len() == 24).await;
+    drop(agent);
+    let creates = |r: &weft_kube_apiserver::RequestRecord| r.method == "POST" && r.path.ends_with("/jobs");
+    let peak = cluster.server.max_requests_in(Duration::from_secs(1), creates);
+    assert!(peak <= 8, "at most burst + qps Job creations in any second, saw {peak}");
+    assert!(peak >= 2, "the limit let requests through: {peak}");
+}
