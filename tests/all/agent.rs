@@ -38,7 +38,7 @@ impl AgentProcess {
     }
 
     /// SIGKILL: the agent gets no chance to clean up.
-    fn kill(mut self) {
+    pub(crate) fn kill(mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

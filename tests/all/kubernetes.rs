@@ -220,3 +220,80 @@ async fn job_creation_keeps_to_the_client_side_rate_limit() {
     assert!(peak <= 8, "at most burst + qps Job creations in any second, saw {peak}");
     assert!(peak >= 2, "the limit let requests through: {peak}");
 }
+
+/// The pod of a run's Job, once it runs a process.
+async fn running_pod(cluster: &Cluster) -> (String, u32) {
+    let mut found = None;
+    wait_for("a running pod", Duration::from_secs(60), async || {
+        found = cluster.server.running_processes().into_iter().map(|(_, pod, pid)| (pod, pid)).next();
+        found.is_some()
+    })
+    .await;
+    found.expect("a pod")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_that_ends_without_an_outcome_crashes_the_run_with_its_exit_code_and_last_lines() {
+    let cluster = cluster(Vec::new()).await;
+    let backend = Backend::s3();
+    let _dir = deploy(&backend, &yaml("slow", SLOW, SLOW_PARAMS, "{}"));
+    let agent = cluster.agent(&backend, &[]);
+    let id = run_deployment(&backend, "slow", &[]);
+    let store = backend.open();
+    wait_for("the run to start", Duration::from_secs(60), async || state(&store, &id).await == Some(State::Running)).await;
+    let (_, pid) = running_pod(&cluster).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // The pod's runner dies at once, with no chance to record anything.
+    assert!(pid > 1, "a real process id: {pid}");
+    let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+    wait_for("the crash", Duration::from_secs(60), async || state(&store, &id).await == Some(State::Crashed)).await;
+    drop(agent);
+    let last = store.latest_state(&id).await.expect("state").expect("a state").1;
+    assert_eq!(last.message.as_deref(), Some("the runner exited (exit code 137) without recording an outcome"));
+    let (logs, _) = store.read_logs(&id, None).await.expect("logs");
+    assert!(logs.iter().any(|l| l.message.starts_with("The runner's last lines")), "the pod's last lines are in the run's logs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_deleted_from_outside_ends_the_run_crashed() {
+    let cluster = cluster(Vec::new()).await;
+    let backend = Backend::s3();
+    let _dir = deploy(&backend, &yaml("slow", SLOW, SLOW_PARAMS, "{}"));
+    let agent = cluster.agent(&backend, &[]);
+    let id = run_deployment(&backend, "slow", &[]);
+    let store = backend.open();
+    wait_for("the run to start", Duration::from_secs(60), async || state(&store, &id).await == Some(State::Running)).await;
+    let name = format!("weft-slow-{}", id.to_lowercase());
+    let path = format!("/apis/batch/v1/namespaces/{NAMESPACE}/jobs/{name}?propagationPolicy=Background");
+    let (status, body) = crate::emulators::http("DELETE", &cluster.server.url(), &path, "").expect("delete");
+    assert_eq!(status, 200, "{body}");
+    wait_for("the crash", Duration::from_secs(60), async || state(&store, &id).await == Some(State::Crashed)).await;
+    drop(agent);
+    let reason = store.latest_state(&id).await.expect("state").expect("a state").1.message.unwrap_or_default();
+    // The runner, stopped with its pod, records why first; the agent's
+    // verdict only stands when the runner could not write.
+    assert!(
+        reason == "the runner received SIGTERM" || reason == "its Job was deleted from outside weft",
+        "{reason}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_agent_adopts_its_jobs() {
+    let cluster = cluster(Vec::new()).await;
+    let backend = Backend::s3();
+    let _dir = deploy(&backend, &yaml("slow", SLOW, "{ticks: 16, interval_ms: 250}", "{}"));
+    let agent = cluster.agent(&backend, &[]);
+    let id = run_deployment(&backend, "slow", &[]);
+    let store = backend.open();
+    wait_for("the run to start", Duration::from_secs(60), async || state(&store, &id).await == Some(State::Running)).await;
+    agent.kill();
+    let agent = cluster.agent(&backend, &[]);
+    wait_for("the run to complete", Duration::from_secs(60), async || state(&store, &id).await == Some(State::Completed))
+        .await;
+    wait_for("the claim to settle", Duration::from_secs(30), async || store.claimed("kube").await.expect("claims").is_empty())
+        .await;
+    let log = agent.stop();
+    assert!(log.contains("adopting a run claimed before a restart"), "{log}");
+    assert_eq!(cluster.jobs().len(), 1, "one Job, never a second");
+}
