@@ -108,6 +108,19 @@ async fn a_deployment_run_becomes_a_job_and_completes() {
     drop(agent);
 }
 
+/// A cluster, an S3 store, an agent, and a run of the slow flow that has
+/// started.
+async fn slow_run_started(parameters: &str) -> (Cluster, Backend, tempfile::TempDir, AgentProcess, String) {
+    let cluster = cluster(Vec::new()).await;
+    let backend = Backend::s3();
+    let dir = deploy(&backend, &yaml("slow", SLOW, parameters, "{}"));
+    let agent = cluster.agent(&backend, &[]);
+    let id = run_deployment(&backend, "slow", &[]);
+    let store = backend.open();
+    wait_for("the run to start", Duration::from_secs(60), async || state(&store, &id).await == Some(State::Running)).await;
+    (cluster, backend, dir, agent, id)
+}
+
 /// Runs `flow` under a `weft.test/behaviour` and returns the run's final
 /// state record.
 async fn run_with_behaviour(behaviour: &str, flow: &str, parameters: &str, watch_timeout: u64) -> weft::model::StateRecord {
@@ -166,13 +179,8 @@ async fn an_evicted_pod_crashes_the_run_with_the_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_a_run_deletes_its_job() {
-    let cluster = cluster(Vec::new()).await;
-    let backend = Backend::s3();
-    let _dir = deploy(&backend, &yaml("slow", SLOW, SLOW_PARAMS, "{}"));
-    let agent = cluster.agent(&backend, &[]);
-    let id = run_deployment(&backend, "slow", &[]);
+    let (cluster, backend, _dir, agent, id) = slow_run_started(SLOW_PARAMS).await;
     let store = backend.open();
-    wait_for("the run to start", Duration::from_secs(60), async || state(&store, &id).await == Some(State::Running)).await;
     let output = weft().args(["runs", "cancel", &id]).args(backend.args()).output().expect("cancel");
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     wait_for("the run to be cancelled", Duration::from_secs(60), async || state(&store, &id).await == Some(State::Cancelled))
@@ -234,13 +242,8 @@ async fn running_pod(cluster: &Cluster) -> (String, u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_that_ends_without_an_outcome_crashes_the_run_with_its_exit_code_and_last_lines() {
-    let cluster = cluster(Vec::new()).await;
-    let backend = Backend::s3();
-    let _dir = deploy(&backend, &yaml("slow", SLOW, SLOW_PARAMS, "{}"));
-    let agent = cluster.agent(&backend, &[]);
-    let id = run_deployment(&backend, "slow", &[]);
+    let (cluster, backend, _dir, agent, id) = slow_run_started(SLOW_PARAMS).await;
     let store = backend.open();
-    wait_for("the run to start", Duration::from_secs(60), async || state(&store, &id).await == Some(State::Running)).await;
     let (_, pid) = running_pod(&cluster).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     // The pod's runner dies at once, with no chance to record anything.
@@ -256,13 +259,8 @@ async fn a_pod_that_ends_without_an_outcome_crashes_the_run_with_its_exit_code_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_deleted_from_outside_ends_the_run_crashed() {
-    let cluster = cluster(Vec::new()).await;
-    let backend = Backend::s3();
-    let _dir = deploy(&backend, &yaml("slow", SLOW, SLOW_PARAMS, "{}"));
-    let agent = cluster.agent(&backend, &[]);
-    let id = run_deployment(&backend, "slow", &[]);
+    let (cluster, backend, _dir, agent, id) = slow_run_started(SLOW_PARAMS).await;
     let store = backend.open();
-    wait_for("the run to start", Duration::from_secs(60), async || state(&store, &id).await == Some(State::Running)).await;
     let name = format!("weft-slow-{}", id.to_lowercase());
     let path = format!("/apis/batch/v1/namespaces/{NAMESPACE}/jobs/{name}?propagationPolicy=Background");
     let (status, body) = crate::emulators::http("DELETE", &cluster.server.url(), &path, "").expect("delete");
@@ -280,13 +278,8 @@ async fn a_job_deleted_from_outside_ends_the_run_crashed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_agent_adopts_its_jobs() {
-    let cluster = cluster(Vec::new()).await;
-    let backend = Backend::s3();
-    let _dir = deploy(&backend, &yaml("slow", SLOW, "{ticks: 16, interval_ms: 250}", "{}"));
-    let agent = cluster.agent(&backend, &[]);
-    let id = run_deployment(&backend, "slow", &[]);
+    let (cluster, backend, _dir, agent, id) = slow_run_started("{ticks: 16, interval_ms: 250}").await;
     let store = backend.open();
-    wait_for("the run to start", Duration::from_secs(60), async || state(&store, &id).await == Some(State::Running)).await;
     agent.kill();
     let agent = cluster.agent(&backend, &[]);
     wait_for("the run to complete", Duration::from_secs(60), async || state(&store, &id).await == Some(State::Completed))

@@ -221,6 +221,25 @@ impl KubernetesInfrastructure {
         });
     }
 
+    /// The handle of a run's Job, with its namespace watched and a request
+    /// token taken for the call the caller makes next.
+    async fn prepare(&self, job: &Job, run: &FlowRun, deployment: Option<&Deployment>) -> (KubeHandle, Api<Job>) {
+        let namespace = job.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let name = job.metadata.name.clone().unwrap_or_else(|| job_name("run", &run.id));
+        self.watch_namespace(&namespace);
+        self.limit.acquire().await;
+        let jobs: Api<Job> = Api::namespaced(self.client.clone(), &namespace);
+        let handle = KubeHandle {
+            run_id: run.id.clone(),
+            namespace,
+            job: name,
+            created: Instant::now(),
+            pod_watch_timeout: self.pod_watch_timeout(deployment),
+            deleting: false,
+        };
+        (handle, jobs)
+    }
+
     fn delete_job(&self, handle: &mut KubeHandle, grace: Option<u32>) {
         handle.deleting = true;
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), &handle.namespace);
@@ -273,25 +292,13 @@ impl Infrastructure for KubernetesInfrastructure {
 
     async fn launch(&self, run: &FlowRun, deployment: Option<&Deployment>) -> Result<KubeHandle, String> {
         let job = self.job_for(run, deployment)?;
-        let namespace = job.metadata.namespace.clone().unwrap_or_else(|| "default".into());
-        let name = job.metadata.name.clone().unwrap_or_else(|| job_name("run", &run.id));
-        self.watch_namespace(&namespace);
-        self.limit.acquire().await;
-        let jobs: Api<Job> = Api::namespaced(self.client.clone(), &namespace);
+        let (handle, jobs) = self.prepare(&job, run, deployment).await;
         match jobs.create(&PostParams::default(), &job).await {
-            Ok(_) => {}
+            Ok(_) => Ok(handle),
             // Created by an earlier attempt of this claim: the same run.
-            Err(kube::Error::Api(status)) if status.code == 409 => {}
-            Err(e) => return Err(explain(&e, "create", "jobs", &namespace)),
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(handle),
+            Err(e) => Err(explain(&e, "create", "jobs", &handle.namespace)),
         }
-        Ok(KubeHandle {
-            run_id: run.id.clone(),
-            namespace,
-            job: name,
-            created: Instant::now(),
-            pod_watch_timeout: self.pod_watch_timeout(deployment),
-            deleting: false,
-        })
     }
 
     async fn adopt(&self, run: &FlowRun, deployment: Option<&Deployment>) -> Adoption<KubeHandle> {
@@ -299,20 +306,10 @@ impl Infrastructure for KubernetesInfrastructure {
             Ok(job) => job,
             Err(e) => return Adoption::Vanished(format!("its Job cannot be found again: {e}")),
         };
-        let namespace = job.metadata.namespace.clone().unwrap_or_else(|| "default".into());
-        let name = job.metadata.name.clone().unwrap_or_default();
-        self.watch_namespace(&namespace);
-        self.limit.acquire().await;
-        let jobs: Api<Job> = Api::namespaced(self.client.clone(), &namespace);
+        let (handle, jobs) = self.prepare(&job, run, deployment).await;
+        let (name, namespace) = (handle.job.clone(), handle.namespace.clone());
         match jobs.get_opt(&name).await {
-            Ok(Some(_)) => Adoption::Handle(KubeHandle {
-                run_id: run.id.clone(),
-                namespace,
-                job: name,
-                created: Instant::now(),
-                pod_watch_timeout: self.pod_watch_timeout(deployment),
-                deleting: false,
-            }),
+            Ok(Some(_)) => Adoption::Handle(handle),
             Ok(None) => Adoption::Vanished(format!("its Job `{name}` in namespace `{namespace}` is gone")),
             Err(e) => Adoption::Vanished(explain(&e, "get", "jobs", &namespace)),
         }
