@@ -547,7 +547,7 @@ fn agent_install_prints_least_privilege_manifests_and_deploy_matches_them() {
         assert!(kustomization.contains(&format!("- {file}")), "kustomization lists {file}");
     }
     // Exactly the verbs the agent needs.
-    let role: Value = serde_json::to_value(&weft::agent::kubernetes::AGENT_RULES).expect("rules");
+    let role: Value = serde_json::to_value(weft::agent::kubernetes::AGENT_RULES).expect("rules");
     assert_eq!(
         role,
         json!([

@@ -120,14 +120,13 @@ impl KubernetesInfrastructure {
         let mut variables = self.defaults.clone();
         let own;
         let mut template = &self.template;
-        if let Some(deployment) = deployment {
-            if let crate::model::Infrastructure::Kubernetes { job_variables, job_template } = &deployment.infrastructure {
-                variables.extend(job_variables.clone());
-                if let Some(text) = &deployment.job_template {
-                    own = JobTemplate::parse(text, job_template.as_deref().unwrap_or("job template"))
-                        .map_err(|e| e.to_string())?;
-                    template = &own;
-                }
+        if let Some(deployment) = deployment
+            && let crate::model::Infrastructure::Kubernetes { job_variables, job_template } = &deployment.infrastructure
+        {
+            variables.extend(job_variables.clone());
+            if let Some(text) = &deployment.job_template {
+                own = JobTemplate::parse(text, job_template.as_deref().unwrap_or("job template")).map_err(|e| e.to_string())?;
+                template = &own;
             }
         }
         let job_run = JobRun {

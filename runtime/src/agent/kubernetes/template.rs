@@ -97,7 +97,7 @@ impl JobTemplate {
                 defaults.insert(key, default);
             }
         }
-        if !job.get("kind").and_then(Value::as_str).is_some_and(|k| k == "Job") {
+        if job.get("kind").and_then(Value::as_str).is_none_or(|k| k != "Job") {
             return Err(error("`job` must be a Job manifest with `kind: Job`".into()));
         }
         Ok(JobTemplate { name: name.to_owned(), defaults, job })
