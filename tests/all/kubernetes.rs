@@ -122,8 +122,13 @@ async fn slow_run_started(parameters: &str) -> (Cluster, Backend, tempfile::Temp
 }
 
 /// Runs `flow` under a `weft.test/behaviour` and returns the run's final
-/// state record.
-async fn run_with_behaviour(behaviour: &str, flow: &str, parameters: &str, watch_timeout: u64) -> weft::model::StateRecord {
+/// state record and its log.
+async fn run_with_behaviour_and_logs(
+    behaviour: &str,
+    flow: &str,
+    parameters: &str,
+    watch_timeout: u64,
+) -> (weft::model::StateRecord, Vec<weft::model::LogLine>) {
     let cluster = cluster(Vec::new()).await;
     let backend = Backend::s3();
     let variables = format!("{{annotations: {{\"weft.test/behaviour\": \"{behaviour}\"}}, pod_watch_timeout: {watch_timeout}, memory_limit: 64Mi}}");
@@ -133,17 +138,29 @@ async fn run_with_behaviour(behaviour: &str, flow: &str, parameters: &str, watch
     let store = backend.open();
     wait_for("the run to end", Duration::from_secs(60), async || state(&store, &id).await.is_some_and(State::is_final)).await;
     drop(agent);
-    store.latest_state(&id).await.expect("state").expect("a state").1
+    let last = store.latest_state(&id).await.expect("state").expect("a state").1;
+    (last, store.read_logs(&id, None).await.expect("logs").0)
+}
+
+async fn run_with_behaviour(behaviour: &str, flow: &str, parameters: &str, watch_timeout: u64) -> weft::model::StateRecord {
+    run_with_behaviour_and_logs(behaviour, flow, parameters, watch_timeout).await.0
 }
 
 const SLOW_PARAMS: &str = "{ticks: 40, interval_ms: 250}";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_image_that_cannot_be_pulled_crashes_the_run_after_the_pod_watch_timeout() {
-    let last = run_with_behaviour("image-pull-error", EXAMPLE_HELLO, "{}", 2).await;
+    let (last, logs) = run_with_behaviour_and_logs("image-pull-error", EXAMPLE_HELLO, "{}", 2).await;
     assert_eq!(last.state, State::Crashed);
     let reason = last.message.unwrap_or_default();
     assert!(reason.starts_with("the image `weft:test` could not be pulled"), "{reason}");
+    // The kubelet's events are in the run's log, for a person to read.
+    let events: Vec<&str> = logs.iter().filter(|l| l.message.starts_with("Pod ")).map(|l| l.message.as_str()).collect();
+    assert!(events.iter().any(|m| m.contains(": Pulling: Pulling image \"weft:test\"")), "{events:?}");
+    assert!(
+        logs.iter().any(|l| l.level == weft::model::Level::Warn && l.message.contains(": Failed: ")),
+        "the pull failure is a warning in the log: {events:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

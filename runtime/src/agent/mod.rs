@@ -72,6 +72,13 @@ pub trait Infrastructure: Send + Sync {
 
     /// The runner's last lines of output, to explain a crash.
     fn last_lines(&self, handle: &Self::Handle) -> Vec<String>;
+
+    /// What happened to the run's infrastructure since the last call that a
+    /// person should know (Kubernetes events: pulls, back-offs, kills), as
+    /// (is it a warning, message). They go into the run's log.
+    fn notes(&self, _handle: &mut Self::Handle) -> Vec<(bool, String)> {
+        Vec::new()
+    }
 }
 
 /// How an agent behaves.
@@ -283,6 +290,17 @@ impl<I: Infrastructure> Agent<I> {
     async fn watch(&mut self) {
         let ids: Vec<String> = self.active.keys().cloned().collect();
         for id in ids {
+            let Some(active) = self.active.get_mut(&id) else { continue };
+            let notes = self.infra.notes(&mut active.handle);
+            if !notes.is_empty() {
+                let lines: Vec<LogLine> = notes
+                    .into_iter()
+                    .map(|(warning, text)| weft_line(&active.run, if warning { Level::Warn } else { Level::Info }, text))
+                    .collect();
+                if let Err(e) = self.store.append_logs(&id, &lines, &mut None).await {
+                    tracing::warn!(run = %id, error = %e, "could not copy infrastructure events into the run's logs");
+                }
+            }
             let Some(active) = self.active.get_mut(&id) else { continue };
             if let Some(exit) = self.infra.poll(&mut active.handle) {
                 let Some(active) = self.active.remove(&id) else { continue };

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, DeleteParams, LogParams, PostParams};
 use kube::runtime::watcher;
 use serde_json::Value;
@@ -59,7 +59,14 @@ struct Observed {
     pods: HashMap<String, Pod>,
     deleted: HashSet<String>,
     logs: HashMap<String, Vec<String>>,
+    /// Events by the name of the object they are about, not yet handed on.
+    events: HashMap<String, Vec<(bool, String)>>,
+    /// Events already handed on, by uid.
+    seen_events: HashSet<String>,
 }
+
+/// Normal events worth a person's attention; every Warning event is.
+const NOTABLE: &[&str] = &["Pulling", "Pulled", "Killing", "Preempted", "Scheduled", "SuccessfulCreate"];
 
 /// Runs flow runs as Kubernetes Jobs.
 pub struct KubernetesInfrastructure {
@@ -177,6 +184,27 @@ impl KubernetesInfrastructure {
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "watching Jobs; the watch resumes"),
+                }
+            }
+        });
+        let events: Api<Event> = Api::namespaced(self.client.clone(), namespace);
+        let observed = self.observed.clone();
+        tokio::spawn(async move {
+            let mut stream = watcher(events, watcher::Config::default()).boxed();
+            while let Some(event) = stream.next().await {
+                let (Ok(watcher::Event::Apply(event)) | Ok(watcher::Event::InitApply(event))) = event else { continue };
+                let warning = event.type_.as_deref() == Some("Warning");
+                let reason = event.reason.clone().unwrap_or_default();
+                if !warning && !NOTABLE.contains(&reason.as_str()) {
+                    continue;
+                }
+                let Some(name) = event.involved_object.name.clone() else { continue };
+                let uid = event.metadata.uid.clone().unwrap_or_else(|| format!("{name}/{reason}"));
+                let kind = event.involved_object.kind.clone().unwrap_or_default();
+                let text = format!("{kind} {name}: {reason}: {}", event.message.clone().unwrap_or_default());
+                let mut seen = observed.lock().unwrap_or_else(PoisonError::into_inner);
+                if seen.seen_events.insert(uid) {
+                    seen.events.entry(name).or_default().push((warning, text));
                 }
             }
         });
@@ -351,5 +379,15 @@ impl Infrastructure for KubernetesInfrastructure {
 
     fn last_lines(&self, handle: &KubeHandle) -> Vec<String> {
         self.lock().logs.get(&handle.run_id).cloned().unwrap_or_default()
+    }
+
+    fn notes(&self, handle: &mut KubeHandle) -> Vec<(bool, String)> {
+        let mut seen = self.lock();
+        let pod = seen.pods.get(&handle.run_id).and_then(|p| p.metadata.name.clone());
+        let mut notes = seen.events.remove(&handle.job).unwrap_or_default();
+        if let Some(pod) = pod {
+            notes.extend(seen.events.remove(&pod).unwrap_or_default());
+        }
+        notes
     }
 }
