@@ -119,6 +119,17 @@ async fn runner_pid(store: &Store, id: &str) -> i32 {
     pid.expect("pid")
 }
 
+/// A local store, an agent, and a run of the slow flow that has started.
+async fn slow_run_started() -> (Backend, tempfile::TempDir, AgentProcess, String) {
+    let backend = Backend::file();
+    let dir = deploy(&backend, &format!("deployments:\n{}", slow_yaml("slow", "")));
+    let agent = AgentProcess::start(&backend, "a", &[]);
+    let id = run_deployment(&backend, "slow", &[]);
+    let store = backend.open();
+    wait_for("the run to start", Duration::from_secs(30), async || state(&store, &id).await == Some(State::Running)).await;
+    (backend, dir, agent, id)
+}
+
 fn hello_yaml(extra: &str) -> String {
     format!("deployments:\n  - name: hello\n    flow: {EXAMPLE_HELLO}\n{extra}")
 }
@@ -220,12 +231,8 @@ async fn two_agents_run_each_of_500_queued_runs_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_runner_leaves_a_crashed_run_with_its_reason() {
-    let backend = Backend::file();
-    let _dir = deploy(&backend, &format!("deployments:\n{}", slow_yaml("slow", "")));
-    let agent = AgentProcess::start(&backend, "a", &[]);
-    let id = run_deployment(&backend, "slow", &[]);
+    let (backend, _dir, agent, id) = slow_run_started().await;
     let store = backend.open();
-    wait_for("the run to start", Duration::from_secs(30), async || state(&store, &id).await == Some(State::Running)).await;
     let pid = runner_pid(&store, &id).await;
     signal(pid, "KILL");
     wait_for("the crash to be noticed", Duration::from_secs(30), async || state(&store, &id).await == Some(State::Crashed))
@@ -277,12 +284,8 @@ async fn a_killed_and_restarted_agent_loses_and_doubles_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_flow_is_cancelled() {
-    let backend = Backend::file();
-    let _dir = deploy(&backend, &format!("deployments:\n{}", slow_yaml("slow", "")));
-    let agent = AgentProcess::start(&backend, "a", &[]);
-    let id = run_deployment(&backend, "slow", &[]);
+    let (backend, _dir, agent, id) = slow_run_started().await;
     let store = backend.open();
-    wait_for("the run to start", Duration::from_secs(30), async || state(&store, &id).await == Some(State::Running)).await;
     let output = weft().args(["runs", "cancel", &id]).args(backend.args()).output().expect("cancel");
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     wait_for("the run to be cancelled", Duration::from_secs(30), async || state(&store, &id).await == Some(State::Cancelled))

@@ -8,12 +8,11 @@ use clap::{Args, Subcommand};
 
 use super::logs::print_logs;
 use super::params::ParamArgs;
-use super::run::parse_level;
 use super::store_args::StoreArgs;
 use super::table::{OutputFormat, render, time};
-use super::terminal::{LogFormat, TerminalLogs};
+use super::terminal::LogArgs;
 use super::{CommandError, EXIT_FAILED};
-use crate::model::{Deployment, Level, RunSink, State};
+use crate::model::{Deployment, RunSink, State};
 use crate::store::Store;
 
 /// Manage the deployments applied to the store.
@@ -65,12 +64,8 @@ pub struct RunArgs {
     /// Completed, 1 otherwise).
     #[arg(long)]
     watch: bool,
-    /// How streamed log lines are printed.
-    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
-    log_format: LogFormat,
-    /// The least severe log level shown.
-    #[arg(long, value_name = "LEVEL", default_value = "info", value_parser = parse_level)]
-    log_level: Level,
+    #[command(flatten)]
+    logs: LogArgs,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -157,7 +152,7 @@ async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
         return Ok(ExitCode::SUCCESS);
     }
     eprintln!("Scheduled flow run `{}` of deployment `{}`; waiting for an agent to start it", run.id, deployment.name);
-    let printer: Arc<dyn RunSink> = Arc::new(TerminalLogs::new(args.log_format, args.log_level, &deployment.flow_name));
+    let printer: Arc<dyn RunSink> = Arc::new(args.logs.printer(&deployment.flow_name));
     let state = print_logs(&store, &run.id, printer.as_ref(), true).await?;
     match state {
         Some(State::Completed) => {

@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::params::ParamArgs;
 use super::store_args::StoreArgs;
-use super::terminal::{LogFormat, TerminalLogs};
+use super::terminal::LogArgs;
 use super::{CommandError, EXIT_FAILED, EXIT_UNRECORDED};
 use crate::engine::{Engine, EngineConfig, Limits};
 use crate::model::{FlowRun, FlowRunOutcome, Level, RunSink};
@@ -46,13 +46,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "UNITS")]
     fuel: Option<u64>,
 
-    /// How log lines are written to stderr.
-    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
-    log_format: LogFormat,
-
-    /// The least severe log level shown: trace, debug, info, warn or error.
-    #[arg(long, value_name = "LEVEL", default_value = "info", value_parser = parse_level)]
-    log_level: Level,
+    #[command(flatten)]
+    logs: LogArgs,
 
     #[command(flatten)]
     store: StoreArgs,
@@ -91,7 +86,7 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
     };
     store.create_run(&run).await?;
     let limits = Limits { timeout: args.timeout, memory: args.memory, fuel: args.fuel };
-    let logs: Arc<dyn RunSink> = Arc::new(TerminalLogs::new(args.log_format, args.log_level, flow.name()));
+    let logs: Arc<dyn RunSink> = Arc::new(args.logs.printer(flow.name()));
     match run_recorded(&engine, &flow, &store, &run, limits, Some(logs)).await {
         Ok(report) => match report.outcome {
             FlowRunOutcome::Completed { result } => {

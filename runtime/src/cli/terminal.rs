@@ -16,6 +16,25 @@ pub enum LogFormat {
     Json,
 }
 
+/// How a command that runs a flow shows its log lines.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogArgs {
+    /// How log lines are written to stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+
+    /// The least severe log level shown: trace, debug, info, warn or error.
+    #[arg(long, value_name = "LEVEL", default_value = "info", value_parser = super::run::parse_level)]
+    log_level: Level,
+}
+
+impl LogArgs {
+    /// A printer of a flow's log lines on stderr.
+    pub fn printer(&self, flow_name: &str) -> TerminalLogs {
+        TerminalLogs::new(self.log_format, self.log_level, flow_name)
+    }
+}
+
 /// Writes a run's log lines to stderr (or stdout) as they come.
 pub struct TerminalLogs {
     format: LogFormat,
