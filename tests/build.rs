@@ -16,11 +16,8 @@ fn main() {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     // <target>/<profile>/build/weft-tests-<hash>/out → <target>/guests, so
     // guests share one target directory across profiles and runs.
-    let guests_dir = out_dir
-        .ancestors()
-        .nth(4)
-        .map(|target| target.join("guests"))
-        .unwrap_or_else(|| out_dir.join("guests"));
+    let guests_dir =
+        out_dir.ancestors().nth(4).map(|target| target.join("guests")).unwrap_or_else(|| out_dir.join("guests"));
 
     let programs = manifest_dir.join("programs");
     let crates = [programs.clone(), root.join("examples/hello"), root.join("examples/etl")];
@@ -28,6 +25,13 @@ fn main() {
         build_guest(dir, &guests_dir);
         println!("cargo:rerun-if-changed={}", dir.join("src").display());
         println!("cargo:rerun-if-changed={}", dir.join("Cargo.toml").display());
+    }
+    // The Kubernetes scenarios also run on a real cluster when the tests are
+    // built with WEFT_TEST_KUBECONFIG set; otherwise those twins are ignored.
+    println!("cargo::rustc-check-cfg=cfg(weft_cluster)");
+    println!("cargo:rerun-if-env-changed=WEFT_TEST_KUBECONFIG");
+    if env::var_os("WEFT_TEST_KUBECONFIG").is_some_and(|v| !v.is_empty()) {
+        println!("cargo:rustc-cfg=weft_cluster");
     }
     println!("cargo:rerun-if-changed={}", root.join("guest-sdk").display());
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
@@ -68,7 +72,9 @@ fn build_guest(dir: &Path, target_dir: &Path) {
         .arg("--target-dir")
         .arg(target_dir);
     // The outer build's settings are for the host, not for guests.
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTC_WORKSPACE_WRAPPER"] {
+    for var in
+        ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTC_WORKSPACE_WRAPPER"]
+    {
         command.env_remove(var);
     }
     let output = command.output().unwrap_or_else(|e| panic!("cannot run cargo to build {}: {e}", dir.display()));

@@ -29,10 +29,8 @@ pub fn log(level: Level, message: &str, fields: &[(&str, String)]) {
         Level::Warn => wit::Level::Warn,
         Level::Error => wit::Level::Error,
     };
-    let fields: Vec<wit::Field> = fields
-        .iter()
-        .map(|(key, value)| wit::Field { key: (*key).to_owned(), value: value.clone() })
-        .collect();
+    let fields: Vec<wit::Field> =
+        fields.iter().map(|(key, value)| wit::Field { key: (*key).to_owned(), value: value.clone() }).collect();
     wit::emit(level, message, &fields);
 }
 

@@ -10,10 +10,10 @@ use serde::de::DeserializeOwned;
 #[path = "bindings.rs"]
 pub mod bindings;
 
+pub use crate::schema::{Field, NO_PARAMETERS, Schema, json_bytes, json_len};
 pub use bindings::exports::weft::flow::flow_entry::Guest as FlowEntry;
 pub use bindings::weft::flow::tasks::TaskOptions;
 pub use bindings::weft::flow::types::Error as WitError;
-pub use crate::schema::{Field, NO_PARAMETERS, Schema, json_bytes, json_len};
 pub use wit_bindgen;
 
 use bindings::weft::flow::tasks::{self, BeginOutcome, NextStep};

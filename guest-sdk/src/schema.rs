@@ -351,7 +351,12 @@ mod tests {
             description: Some("line one\nline \"two\""),
             fields: &[
                 Field { name: "n", schema: &<u8 as JsonSchema>::SCHEMA, required: true, description: None },
-                Field { name: "tag", schema: &<Option<i64> as JsonSchema>::SCHEMA, required: false, description: Some("a\\b") },
+                Field {
+                    name: "tag",
+                    schema: &<Option<i64> as JsonSchema>::SCHEMA,
+                    required: false,
+                    description: Some("a\\b"),
+                },
                 Field { name: "kind", schema: &INNER, required: true, description: None },
                 Field { name: "xs", schema: &<Vec<String> as JsonSchema>::SCHEMA, required: false, description: None },
             ],

@@ -4,16 +4,17 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::Error;
 use crate::__private::bindings::weft::flow::tasks as wit;
 use crate::__private::bindings::weft::flow::types::Error as WitError;
+use crate::Error;
 
 fn from_wit(error: WitError) -> Error {
     if error.retryable { Error::retryable(error.message) } else { Error::fatal(error.message) }
 }
 
 fn encode<I: Serialize>(name: &str, input: &I) -> Result<String, Error> {
-    serde_json::to_string(input).map_err(|e| Error::fatal(format!("the input of task `{name}` cannot be written as JSON: {e}")))
+    serde_json::to_string(input)
+        .map_err(|e| Error::fatal(format!("the input of task `{name}` cannot be written as JSON: {e}")))
 }
 
 fn decode<O: DeserializeOwned>(name: &str, json: &str) -> Result<O, Error> {

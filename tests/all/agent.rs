@@ -126,7 +126,8 @@ async fn slow_run_started() -> (Backend, tempfile::TempDir, AgentProcess, String
     let agent = AgentProcess::start(&backend, "a", &[]);
     let id = run_deployment(&backend, "slow", &[]);
     let store = backend.open();
-    wait_for("the run to start", Duration::from_secs(30), async || state(&store, &id).await == Some(State::Running)).await;
+    wait_for("the run to start", Duration::from_secs(30), async || state(&store, &id).await == Some(State::Running))
+        .await;
     (backend, dir, agent, id)
 }
 
@@ -139,7 +140,8 @@ fn slow_yaml(name: &str, extra: &str) -> String {
 }
 
 async fn deployment_run_end_to_end(backend: Backend) {
-    let _dir = deploy(&backend, &format!("deployments:\n  - name: etl\n    flow: {EXAMPLE_ETL}\n    tags: [tutorial]\n"));
+    let _dir =
+        deploy(&backend, &format!("deployments:\n  - name: etl\n    flow: {EXAMPLE_ETL}\n    tags: [tutorial]\n"));
     let agent = AgentProcess::start(&backend, "e2e", &[]);
     let output = weft()
         .args(["deployment", "run", "etl", "--watch"])
@@ -209,9 +211,11 @@ async fn two_agents_run_each_of_500_queued_runs_exactly_once() {
     }
     let a = AgentProcess::start(&backend, "a", &["--limit", "16"]);
     let b = AgentProcess::start(&backend, "b", &["--limit", "16"]);
-    wait_for("500 runs to finish", Duration::from_secs(600), async || store.queue().await.expect("queue").is_empty()).await;
+    wait_for("500 runs to finish", Duration::from_secs(600), async || store.queue().await.expect("queue").is_empty())
+        .await;
     for id in &ids {
-        wait_for("the run to end", Duration::from_secs(60), async || state(&store, id).await == Some(State::Completed)).await;
+        wait_for("the run to end", Duration::from_secs(60), async || state(&store, id).await == Some(State::Completed))
+            .await;
     }
     drop(a);
     drop(b);
@@ -235,8 +239,10 @@ async fn a_killed_runner_leaves_a_crashed_run_with_its_reason() {
     let store = backend.open();
     let pid = runner_pid(&store, &id).await;
     signal(pid, "KILL");
-    wait_for("the crash to be noticed", Duration::from_secs(30), async || state(&store, &id).await == Some(State::Crashed))
-        .await;
+    wait_for("the crash to be noticed", Duration::from_secs(30), async || {
+        state(&store, &id).await == Some(State::Crashed)
+    })
+    .await;
     let last = store.latest_state(&id).await.expect("state").expect("crashed").1;
     let reason = last.message.unwrap_or_default();
     assert_eq!(reason, "the runner exited (signal 9) without recording an outcome");
@@ -252,23 +258,24 @@ async fn a_killed_runner_leaves_a_crashed_run_with_its_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_and_restarted_agent_loses_and_doubles_nothing() {
     let backend = Backend::file();
-    let yaml = format!(
-        "deployments:\n{}\n  - name: hello\n    flow: {EXAMPLE_HELLO}\n",
-        slow_yaml("slow", "")
-    );
+    let yaml = format!("deployments:\n{}\n  - name: hello\n    flow: {EXAMPLE_HELLO}\n", slow_yaml("slow", ""));
     let _dir = deploy(&backend, &yaml);
     let store = backend.open();
     let agent = AgentProcess::start(&backend, "steady", &[]);
     let slow = run_deployment(&backend, "slow", &[]);
-    wait_for("the slow run to start", Duration::from_secs(30), async || state(&store, &slow).await == Some(State::Running))
-        .await;
+    wait_for("the slow run to start", Duration::from_secs(30), async || {
+        state(&store, &slow).await == Some(State::Running)
+    })
+    .await;
     agent.kill();
     // While no agent runs, more work arrives.
     let queued: Vec<String> = (0..5).map(|_| run_deployment(&backend, "hello", &[])).collect();
     let agent = AgentProcess::start(&backend, "steady", &["--heartbeat-timeout", "10s"]);
     for id in queued.iter().chain([&slow]) {
-        wait_for("every run to complete", Duration::from_secs(60), async || state(&store, id).await == Some(State::Completed))
-            .await;
+        wait_for("every run to complete", Duration::from_secs(60), async || {
+            state(&store, id).await == Some(State::Completed)
+        })
+        .await;
     }
     wait_for("every claim to be settled", Duration::from_secs(30), async || {
         store.claimed("steady").await.expect("claims").is_empty()
@@ -288,9 +295,14 @@ async fn a_running_flow_is_cancelled() {
     let store = backend.open();
     let output = weft().args(["runs", "cancel", &id]).args(backend.args()).output().expect("cancel");
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    wait_for("the run to be cancelled", Duration::from_secs(30), async || state(&store, &id).await == Some(State::Cancelled))
-        .await;
-    assert_eq!(states(&store, &id).await, [State::Scheduled, State::Pending, State::Running, State::Cancelling, State::Cancelled]);
+    wait_for("the run to be cancelled", Duration::from_secs(30), async || {
+        state(&store, &id).await == Some(State::Cancelled)
+    })
+    .await;
+    assert_eq!(
+        states(&store, &id).await,
+        [State::Scheduled, State::Pending, State::Running, State::Cancelling, State::Cancelled]
+    );
     let (logs, _) = store.read_logs(&id, None).await.expect("logs");
     let ticks = logs.iter().filter(|l| l.message.starts_with("tick ")).count();
     assert!(ticks < 40, "the flow was stopped early ({ticks} ticks)");
@@ -333,7 +345,11 @@ async fn a_failed_run_is_retried_as_new_attempts() {
     }
     attempts.sort();
     let flaky = Some("flaky".to_owned());
-    assert_eq!(attempts, [(1, flaky.clone()), (2, flaky.clone()), (3, flaky)], "retries: 2 gives three attempts, no more");
+    assert_eq!(
+        attempts,
+        [(1, flaky.clone()), (2, flaky.clone()), (3, flaky)],
+        "retries: 2 gives three attempts, no more"
+    );
     assert_eq!(store.run_ids().await.expect("runs")[0], first);
 }
 
@@ -347,8 +363,10 @@ async fn a_concurrency_limit_of_2_holds_under_20_queued_runs() {
     let agent = AgentProcess::start(&backend, "a", &["--limit", "10"]);
     let store = backend.open();
     for id in &ids {
-        wait_for("every run to complete", Duration::from_secs(120), async || state(&store, id).await == Some(State::Completed))
-            .await;
+        wait_for("every run to complete", Duration::from_secs(120), async || {
+            state(&store, id).await == Some(State::Completed)
+        })
+        .await;
     }
     drop(agent);
     // From the state histories: how many runs were Running at once, at most.
@@ -382,14 +400,16 @@ async fn bad_files_and_bad_parameters_are_rejected_before_anything_is_scheduled(
     let err = stderr(&output);
     assert!(err.contains("weft.yaml line 4 column 5: unknown field `retires`: did you mean `retries`?"), "{err}");
 
-    std::fs::write(&file, format!("deployments:\n  - name: p\n    flow: {PARAMS}\n    parameters: {{n: ten}}\n")).expect("write");
+    std::fs::write(&file, format!("deployments:\n  - name: p\n    flow: {PARAMS}\n    parameters: {{n: ten}}\n"))
+        .expect("write");
     let output = weft().args(["deploy", "-f"]).arg(&file).args(backend.args()).output().expect("deploy");
     assert_eq!(output.status.code(), Some(2));
     let err = stderr(&output);
     assert!(err.contains("deployment `p` (") && err.contains("line 2)"), "{err}");
     assert!(err.contains("parameter `n` must be an integer, got \"ten\""), "{err}");
 
-    std::fs::write(&file, format!("deployments:\n  - name: p\n    flow: {PARAMS}\n    parameters: {{n: 2}}\n")).expect("write");
+    std::fs::write(&file, format!("deployments:\n  - name: p\n    flow: {PARAMS}\n    parameters: {{n: 2}}\n"))
+        .expect("write");
     let output = weft().args(["deploy", "-f"]).arg(&file).args(backend.args()).output().expect("deploy");
     assert_eq!(output.status.code(), Some(0), "required parameters may be left to each run: {}", stderr(&output));
     let output = weft().args(["deployment", "run", "p", "-p", "n=ten"]).args(backend.args()).output().expect("run");
@@ -434,20 +454,23 @@ async fn a_deployment_grants_exactly_the_env_dirs_and_hosts_it_names() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_sigterm_the_agent_lets_runs_finish_within_its_grace_period() {
     let backend = Backend::file();
-    let yaml = format!("deployments:\n{}{}", slow_yaml("short", "").replace("ticks: 40", "ticks: 8"), slow_yaml("long", ""));
+    let yaml =
+        format!("deployments:\n{}{}", slow_yaml("short", "").replace("ticks: 40", "ticks: 8"), slow_yaml("long", ""));
     let _dir = deploy(&backend, &yaml);
     let store = backend.open();
 
     let agent = AgentProcess::start(&backend, "graceful", &["--grace", "20s"]);
     let short = run_deployment(&backend, "short", &[]);
-    wait_for("the run to start", Duration::from_secs(30), async || state(&store, &short).await == Some(State::Running)).await;
+    wait_for("the run to start", Duration::from_secs(30), async || state(&store, &short).await == Some(State::Running))
+        .await;
     let log = agent.stop();
     assert_eq!(state(&store, &short).await, Some(State::Completed), "the agent waited for it: {log}");
     assert!(log.contains("shutting down: no more claims"), "{log}");
 
     let agent = AgentProcess::start(&backend, "impatient", &["--grace", "1s"]);
     let long = run_deployment(&backend, "long", &[]);
-    wait_for("the run to start", Duration::from_secs(30), async || state(&store, &long).await == Some(State::Running)).await;
+    wait_for("the run to start", Duration::from_secs(30), async || state(&store, &long).await == Some(State::Running))
+        .await;
     let _ = agent.stop();
     let last = store.latest_state(&long).await.expect("state").expect("a state").1;
     assert_eq!(last.state, State::Crashed);
@@ -485,8 +508,10 @@ async fn deployments_are_listed_shown_and_deleted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_agent_leaves_runs_of_kubernetes_deployments_alone() {
-    let backend = Backend::file();
-    let yaml = format!("deployments:\n  - name: on-k8s\n    flow: {EXAMPLE_HELLO}\n    infrastructure: {{type: kubernetes, job_variables: {{namespace: flows}}}}\n");
+    let backend = Backend::s3();
+    let yaml = format!(
+        "deployments:\n  - name: on-k8s\n    flow: {EXAMPLE_HELLO}\n    infrastructure: {{type: kubernetes, job_variables: {{namespace: flows}}}}\n"
+    );
     let _dir = deploy(&backend, &yaml);
     let agent = AgentProcess::start(&backend, "local", &[]);
     let id = run_deployment(&backend, "on-k8s", &[]);
@@ -497,12 +522,13 @@ async fn a_process_agent_leaves_runs_of_kubernetes_deployments_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubernetes_deployments_render_their_job_on_deploy() {
-    let backend = Backend::file();
+    let backend = Backend::s3();
     let dir = tempfile::tempdir().expect("tempdir");
     // The printed base template, edited, is a template of one's own.
     let printed = weft().arg("job-template").output().expect("weft job-template");
     assert_eq!(printed.status.code(), Some(0));
-    let template = stdout(&printed).replace("restartPolicy: Never", "restartPolicy: Never\n        priorityClassName: batch");
+    let template =
+        stdout(&printed).replace("restartPolicy: Never", "restartPolicy: Never\n        priorityClassName: batch");
     std::fs::write(dir.path().join("job.yaml"), template).expect("write");
     let file = dir.path().join("weft.yaml");
     let write = |variables: &str| {
@@ -529,12 +555,32 @@ async fn kubernetes_deployments_render_their_job_on_deploy() {
     assert!(err.contains("resources.limits.memory` is `lots`, not a quantity"), "{err}");
     let output = write("{imagee: x}");
     assert!(stderr(&output).contains("unknown job variable `imagee`: did you mean `image`?"), "{}", stderr(&output));
+
+    // Pods cannot fetch a flow from a folder on this machine.
+    let local = Backend::file();
+    write("{namespace: flows}");
+    let output = weft().args(["deploy", "-f"]).arg(&file).args(local.args()).output().expect("deploy");
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(err.contains("runs on Kubernetes, but the store `file://") && err.contains("is on this machine"), "{err}");
+    assert!(err.contains("weft deploy --store s3://BUCKET/weft"), "{err}");
+    assert!(local.open().deployment("k").await.expect("read").is_none(), "nothing deployed");
 }
 
 #[test]
 fn agent_install_prints_least_privilege_manifests_and_deploy_matches_them() {
     let output = weft()
-        .args(["agent", "install", "--namespace", "weft", "--store", "s3://my-bucket/weft", "--rbac", "--store-secret", "weft-store"])
+        .args([
+            "agent",
+            "install",
+            "--namespace",
+            "weft",
+            "--store",
+            "s3://my-bucket/weft",
+            "--rbac",
+            "--store-secret",
+            "weft-store",
+        ])
         .output()
         .expect("weft agent install");
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
@@ -562,6 +608,7 @@ fn agent_install_prints_least_privilege_manifests_and_deploy_matches_them() {
     );
     assert!(printed.contains("- create\n  - get\n  - list\n  - watch\n  - delete"), "{printed}");
     assert!(!printed.contains("secrets"), "the agent reads no Secrets");
-    let without = weft().args(["agent", "install", "--namespace", "weft", "--store", "s3://b/w"]).output().expect("install");
+    let without =
+        weft().args(["agent", "install", "--namespace", "weft", "--store", "s3://b/w"]).output().expect("install");
     assert!(!stdout(&without).contains("kind: Role"), "the Role only with --rbac");
 }

@@ -40,7 +40,11 @@ fn a_failed_run_exits_1_with_its_reason() {
     let output = weft_output(&["run", PANICS]);
     assert_eq!(output.status.code(), Some(1));
     assert!(stdout(&output).is_empty());
-    assert!(stderr(&output).contains("Finished in state Failed: panicked at src/bin/panics.rs:5:5: boom"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("Finished in state Failed: panicked at src/bin/panics.rs:5:5: boom"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -79,7 +83,9 @@ fn help_explains_the_commands() {
 
     let output = weft_output(&["run", "--help"]);
     let help = stdout(&output);
-    for expected in ["--param <KEY=VALUE>", "--params-file <FILE>", "--timeout <DURATION>", "--memory <SIZE>", "Exit status:"] {
+    for expected in
+        ["--param <KEY=VALUE>", "--params-file <FILE>", "--timeout <DURATION>", "--memory <SIZE>", "Exit status:"]
+    {
         assert!(help.contains(expected), "`{expected}` missing from:\n{help}");
     }
 }

@@ -29,7 +29,10 @@ fn a_component_of_another_world_is_not_a_flow() {
     let bytes = std::fs::read(COMMAND).expect("fixture");
     let error = engine().load_flow(&bytes, "command.wasm").expect_err("refused");
     let text = error.to_string();
-    assert!(text.starts_with("`command.wasm` is not a weft flow: it does not export `weft:flow/flow-entry@0.1.0`"), "{text}");
+    assert!(
+        text.starts_with("`command.wasm` is not a weft flow: it does not export `weft:flow/flow-entry@0.1.0`"),
+        "{text}"
+    );
     assert!(text.contains("wasi:cli/run"), "says what it exports: {text}");
     assert!(text.contains("#[weft::flow]"), "says how to fix it: {text}");
 }

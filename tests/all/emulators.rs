@@ -72,13 +72,13 @@ fn start(name: &str, args: impl Fn(u16, &std::path::Path) -> Vec<String>, ready_
     start_program(&emulators_dir().join("bin").join(name), args, ready_path)
 }
 
-fn start_program(bin: &std::path::Path, args: impl Fn(u16, &std::path::Path) -> Vec<String>, ready_path: &str) -> Emulator {
+fn start_program(
+    bin: &std::path::Path,
+    args: impl Fn(u16, &std::path::Path) -> Vec<String>,
+    ready_path: &str,
+) -> Emulator {
     let name = bin.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    assert!(
-        bin.exists(),
-        "{} is not installed: run tests/emulators/install.sh (`make test` does)",
-        bin.display()
-    );
+    assert!(bin.exists(), "{} is not installed: run tests/emulators/install.sh (`make test` does)", bin.display());
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let mut command = vec![bin.display().to_string()];
@@ -168,8 +168,20 @@ pub(crate) fn gcs() -> &'static Emulator {
             |port, _| {
                 let public = format!("127.0.0.1:{port}");
                 [
-                    "-scheme", "http", "-host", "127.0.0.1", "-port", &port.to_string(), "-backend", "memory",
-                    "-public-host", &public, "-external-url", &format!("http://{public}"), "-log-level", "warn",
+                    "-scheme",
+                    "http",
+                    "-host",
+                    "127.0.0.1",
+                    "-port",
+                    &port.to_string(),
+                    "-backend",
+                    "memory",
+                    "-public-host",
+                    &public,
+                    "-external-url",
+                    &format!("http://{public}"),
+                    "-log-level",
+                    "warn",
                 ]
                 .iter()
                 .map(|s| s.to_string())
@@ -178,7 +190,8 @@ pub(crate) fn gcs() -> &'static Emulator {
             "/_internal/healthcheck",
         );
         let body = format!("{{\"name\":\"{BUCKET}\"}}");
-        let (status, answer) = http("POST", &server.endpoint, "/storage/v1/b?project=test", &body).expect("create bucket");
+        let (status, answer) =
+            http("POST", &server.endpoint, "/storage/v1/b?project=test", &body).expect("create bucket");
         assert_eq!(status, 200, "creating the GCS bucket: {answer}");
 
         let python = emulators_dir().join("venv/bin/python");

@@ -34,6 +34,9 @@ async fn etl_extracts_transforms_and_loads() {
     assert_eq!(data.task_name.as_deref(), Some("load"));
     assert_eq!(data.task_run_id.as_deref(), Some(report.task_runs[2].id.as_str()));
     let all = messages(&lines);
-    assert_eq!(all.first().copied(), Some(format!("Beginning flow run `{}` for flow `etl`", report.flow_run_id).as_str()));
+    assert_eq!(
+        all.first().copied(),
+        Some(format!("Beginning flow run `{}` for flow `etl`", report.flow_run_id).as_str())
+    );
     assert_eq!(all.last().copied(), Some("Finished in state Completed"));
 }

@@ -7,14 +7,14 @@ mod fixtures {
     include!(concat!(env!("OUT_DIR"), "/fixtures.rs"));
 }
 
-mod cli;
 mod agent;
+mod cli;
 mod components;
 mod emulators;
 mod examples;
+mod failures;
 mod faults;
 mod kubernetes;
-mod failures;
 mod parameters;
 mod sandbox;
 mod store;

@@ -80,6 +80,12 @@ impl Backend {
         }
     }
 
+    /// A store of the caller's choosing (a real bucket, for tests on a real
+    /// cluster).
+    pub(crate) fn remote(url: &str, options: Vec<(String, String)>) -> Self {
+        Backend { url: url.to_owned(), options, _dir: None }
+    }
+
     pub(crate) fn open(&self) -> Store {
         Store::open(&self.url, &self.options).unwrap_or_else(|e| panic!("open {}: {e}", self.url))
     }
@@ -253,10 +259,15 @@ async fn a_recorded_run_leaves_states_logs_tasks_and_result(backend: &Backend) {
     assert_eq!(states, [State::Running, State::Completed]);
     assert_eq!(store.read_result(&run.id).await.expect("result"), Some(json!([10, 20, 30])));
     let (logs, _) = store.read_logs(&run.id, None).await.expect("logs");
-    assert!(logs.iter().any(|l| l.message == "Here's your data: [10, 20, 30]" && l.task_name.as_deref() == Some("load")));
+    assert!(
+        logs.iter().any(|l| l.message == "Here's your data: [10, 20, 30]" && l.task_name.as_deref() == Some("load"))
+    );
     let tasks = store.task_runs(&run.id).await.expect("tasks");
     let names: Vec<(&str, State, u32)> = tasks.iter().map(|t| (t.name.as_str(), t.state, t.attempts)).collect();
-    assert_eq!(names, [("extract", State::Completed, 1), ("transform", State::Completed, 1), ("load", State::Completed, 1)]);
+    assert_eq!(
+        names,
+        [("extract", State::Completed, 1), ("transform", State::Completed, 1), ("load", State::Completed, 1)]
+    );
 
     let again = run_recorded(engine(), &flow, &store, &run, Limits::default(), None).await.expect_err("ran once");
     assert!(again.to_string().contains("cannot start: it is Completed already"), "{again}");
@@ -422,11 +433,20 @@ async fn every_create_only_write_to_gcs_carries_the_generation_precondition() {
     let puts: Vec<(String, Option<String>)> = requests
         .iter()
         .filter(|r| r["method"] == "PUT")
-        .map(|r| (decode(r["path"].as_str().unwrap_or_default()), r["headers"]["x-goog-if-generation-match"].as_str().map(str::to_owned)))
+        .map(|r| {
+            (
+                decode(r["path"].as_str().unwrap_or_default()),
+                r["headers"]["x-goog-if-generation-match"].as_str().map(str::to_owned),
+            )
+        })
         .filter(|(path, _)| path.contains(&prefix))
         .collect();
-    let created: Vec<&(String, Option<String>)> =
-        puts.iter().filter(|(p, _)| p.contains("/states/") || p.contains("/logs/") || p.contains("/tasks/") || p.ends_with("run.json")).collect();
+    let created: Vec<&(String, Option<String>)> = puts
+        .iter()
+        .filter(|(p, _)| {
+            p.contains("/states/") || p.contains("/logs/") || p.contains("/tasks/") || p.ends_with("run.json")
+        })
+        .collect();
     assert!(created.len() >= 5, "states, logs, tasks and run.json were written: {puts:?}");
     for (path, precondition) in created {
         assert_eq!(precondition.as_deref(), Some("0"), "{path} was written without x-goog-if-generation-match: 0");

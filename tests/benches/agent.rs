@@ -20,10 +20,14 @@ mod fixtures {
 }
 
 fn weft_binary() -> PathBuf {
-    let path = std::env::var_os("WEFT_BIN").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/weft")
-    });
-    assert!(path.exists(), "{} is missing: build it with `cargo build --release -p weft` (`make bench` does)", path.display());
+    let path = std::env::var_os("WEFT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/weft"));
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build --release -p weft` (`make bench` does)",
+        path.display()
+    );
     path
 }
 
@@ -62,7 +66,8 @@ async fn main() {
     let home = tempfile::tempdir().expect("tempdir");
     let url = format!("file://{}", home.path().join("store").display());
     let yaml = home.path().join("weft.yaml");
-    std::fs::write(&yaml, format!("deployments:\n  - name: hello\n    flow: {}\n", fixtures::EXAMPLE_HELLO)).expect("write");
+    std::fs::write(&yaml, format!("deployments:\n  - name: hello\n    flow: {}\n", fixtures::EXAMPLE_HELLO))
+        .expect("write");
     let deployed = Command::new(weft_binary())
         .args(["deploy", "-f"])
         .arg(&yaml)
@@ -110,7 +115,8 @@ async fn main() {
     let deployment = store.deployment("hello").await.expect("read").expect("deployed");
     let mut ids = Vec::new();
     for _ in 0..1000 {
-        let run = store.schedule_run(&deployment, Default::default(), SystemTime::now(), None, 1).await.expect("schedule");
+        let run =
+            store.schedule_run(&deployment, Default::default(), SystemTime::now(), None, 1).await.expect("schedule");
         ids.push(run.expect("created").id);
     }
     let started = Instant::now();

@@ -22,7 +22,9 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         0 => None,
         1 => match &sig.inputs[0] {
             FnArg::Typed(arg) => Some(arg.ty.clone()),
-            FnArg::Receiver(r) => return Err(syn::Error::new(r.span(), "a weft flow is a free function, not a method")),
+            FnArg::Receiver(r) => {
+                return Err(syn::Error::new(r.span(), "a weft flow is a free function, not a method"));
+            }
         },
         _ => {
             return Err(syn::Error::new(

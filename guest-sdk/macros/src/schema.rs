@@ -151,7 +151,10 @@ pub fn expand(item: TokenStream) -> syn::Result<TokenStream> {
                         continue;
                     }
                     if attrs.flatten {
-                        return Err(syn::Error::new(field.span(), "weft::JsonSchema does not support #[serde(flatten)]"));
+                        return Err(syn::Error::new(
+                            field.span(),
+                            "weft::JsonSchema does not support #[serde(flatten)]",
+                        ));
                     }
                     let ident = field.ident.as_ref().map(|i| i.to_string()).unwrap_or_default();
                     let ident = ident.strip_prefix("r#").unwrap_or(&ident).to_owned();

@@ -56,10 +56,18 @@ pub trait Infrastructure: Send + Sync {
     fn kind(&self) -> &'static str;
 
     /// Starts a runner for a claimed run of `deployment`.
-    fn launch(&self, run: &FlowRun, deployment: Option<&Deployment>) -> impl Future<Output = Result<Self::Handle, String>> + Send;
+    fn launch(
+        &self,
+        run: &FlowRun,
+        deployment: Option<&Deployment>,
+    ) -> impl Future<Output = Result<Self::Handle, String>> + Send;
 
     /// Finds the runner of a run launched before the agent restarted.
-    fn adopt(&self, run: &FlowRun, deployment: Option<&Deployment>) -> impl Future<Output = Adoption<Self::Handle>> + Send;
+    fn adopt(
+        &self,
+        run: &FlowRun,
+        deployment: Option<&Deployment>,
+    ) -> impl Future<Output = Adoption<Self::Handle>> + Send;
 
     /// How the run's runner ended, once it has; `None` while it runs.
     fn poll(&self, handle: &mut Self::Handle) -> Option<Exit>;
@@ -72,6 +80,9 @@ pub trait Infrastructure: Send + Sync {
 
     /// The runner's last lines of output, to explain a crash.
     fn last_lines(&self, handle: &Self::Handle) -> Vec<String>;
+
+    /// Lets go of what was kept about a run that has ended.
+    fn forget(&self, _handle: &Self::Handle) {}
 
     /// What happened to the run's infrastructure since the last call that a
     /// person should know (Kubernetes events: pulls, back-offs, kills), as
@@ -257,19 +268,24 @@ impl<I: Infrastructure> Agent<I> {
     /// go into its logs.
     async fn end_unfinished(&self, run: &FlowRun, reason: &str, last_lines: Vec<String>) {
         let decide = |current: Option<&StateRecord>| match current.map(|r| r.state) {
-            Some(State::Cancelling) => Some(StateRecord::now(State::Cancelled, Some(reason.to_owned())).by(&self.config.name)),
+            Some(State::Cancelling) => {
+                Some(StateRecord::now(State::Cancelled, Some(reason.to_owned())).by(&self.config.name))
+            }
             Some(state) if state.is_final() => None,
             _ => Some(StateRecord::now(State::Crashed, Some(reason.to_owned())).by(&self.config.name)),
         };
         if !last_lines.is_empty() {
-            let mut lines: Vec<LogLine> = vec![weft_line(run, Level::Error, format!("The runner's last lines ({reason}):"))];
+            let mut lines: Vec<LogLine> =
+                vec![weft_line(run, Level::Error, format!("The runner's last lines ({reason}):"))];
             lines.extend(last_lines.into_iter().map(|text| weft_line(run, Level::Error, text)));
             if let Err(e) = self.store.append_logs(&run.id, &lines, &mut None).await {
                 tracing::warn!(run = %run.id, error = %e, "could not copy the runner's last lines into the run's logs");
             }
         }
         match self.store.transition(&run.id, decide).await {
-            Ok(TransitionOutcome::Written { .. }) => tracing::warn!(run = %run.id, reason, "run ended without an outcome"),
+            Ok(TransitionOutcome::Written { .. }) => {
+                tracing::warn!(run = %run.id, reason, "run ended without an outcome")
+            }
             Ok(TransitionOutcome::Kept { .. }) => {}
             Err(e) => tracing::error!(run = %run.id, error = %e, "could not record the run's end"),
         }
@@ -295,7 +311,9 @@ impl<I: Infrastructure> Agent<I> {
             if !notes.is_empty() {
                 let lines: Vec<LogLine> = notes
                     .into_iter()
-                    .map(|(warning, text)| weft_line(&active.run, if warning { Level::Warn } else { Level::Info }, text))
+                    .map(|(warning, text)| {
+                        weft_line(&active.run, if warning { Level::Warn } else { Level::Info }, text)
+                    })
                     .collect();
                 if let Err(e) = self.store.append_logs(&id, &lines, &mut None).await {
                     tracing::warn!(run = %id, error = %e, "could not copy infrastructure events into the run's logs");
@@ -307,7 +325,8 @@ impl<I: Infrastructure> Agent<I> {
                 self.finished(active, exit).await;
                 continue;
             }
-            let cancelling = matches!(self.store.latest_state(&id).await, Ok(Some((_, r))) if r.state == State::Cancelling);
+            let cancelling =
+                matches!(self.store.latest_state(&id).await, Ok(Some((_, r))) if r.state == State::Cancelling);
             if cancelling {
                 match active.stop_asked {
                     None => {
@@ -349,7 +368,10 @@ impl<I: Infrastructure> Agent<I> {
         let silent = SystemTime::now().duration_since(last_sign).unwrap_or_default();
         if silent > self.config.heartbeat_timeout {
             self.adopted.remove(id);
-            let reason = format!("its runner sent no heartbeat for {}", humantime::format_duration(Duration::from_secs(silent.as_secs())));
+            let reason = format!(
+                "its runner sent no heartbeat for {}",
+                humantime::format_duration(Duration::from_secs(silent.as_secs()))
+            );
             self.end_unfinished(&run, &reason, Vec::new()).await;
         }
         Ok(())
@@ -367,12 +389,13 @@ impl<I: Infrastructure> Agent<I> {
                 }
             }
             _ => {
-                let reason = exit
-                    .crash
-                    .unwrap_or_else(|| format!("the runner exited ({}) without recording an outcome", exit.description));
+                let reason = exit.crash.unwrap_or_else(|| {
+                    format!("the runner exited ({}) without recording an outcome", exit.description)
+                });
                 self.end_unfinished(run, &reason, self.infra.last_lines(&active.handle)).await;
             }
         }
+        self.infra.forget(&active.handle);
     }
 
     async fn retry(&self, run: &FlowRun, failed: &StateRecord) {
@@ -391,7 +414,9 @@ impl<I: Infrastructure> Agent<I> {
         next.sandbox = run.sandbox.clone();
         next.parameters = run.parameters.clone();
         match self.store.schedule_run(&next, Default::default(), due, Some(id), run.attempt + 1).await {
-            Ok(Some(retry)) => tracing::info!(run = %run.id, retry = %retry.id, attempt = retry.attempt, "scheduled a retry"),
+            Ok(Some(retry)) => {
+                tracing::info!(run = %run.id, retry = %retry.id, attempt = retry.attempt, "scheduled a retry")
+            }
             Ok(None) => {}
             Err(e) => tracing::error!(run = %run.id, error = %e, "could not schedule a retry"),
         }
@@ -462,10 +487,13 @@ impl<I: Infrastructure> Agent<I> {
         {
             return Ok(());
         }
-        let claim = StateRecord::now(State::Pending, Some(format!("claimed by agent `{}`", self.config.name))).by(&self.config.name);
+        let claim = StateRecord::now(State::Pending, Some(format!("claimed by agent `{}`", self.config.name)))
+            .by(&self.config.name);
         let outcome = self
             .store
-            .transition(id, |current| matches!(current.map(|r| r.state), None | Some(State::Scheduled)).then(|| claim.clone()))
+            .transition(id, |current| {
+                matches!(current.map(|r| r.state), None | Some(State::Scheduled)).then(|| claim.clone())
+            })
             .await?;
         if !matches!(outcome, TransitionOutcome::Written { .. }) {
             if let Some(name) = &run.deployment {
@@ -480,7 +508,9 @@ impl<I: Infrastructure> Agent<I> {
                 tracing::info!(run = %id, deployment = run.deployment.as_deref().unwrap_or("-"), "launched");
                 self.active.insert(id.clone(), Active { run, handle, stop_asked: None });
             }
-            Err(reason) => self.end_unfinished(&run, &format!("could not start its runner: {reason}"), Vec::new()).await,
+            Err(reason) => {
+                self.end_unfinished(&run, &format!("could not start its runner: {reason}"), Vec::new()).await
+            }
         }
         Ok(())
     }
@@ -506,7 +536,12 @@ mod tests {
     #[test]
     fn schedule_times_follow_cron_in_its_zone_and_intervals_on_the_epoch() {
         let at = |s: &str| SystemTime::from(chrono::DateTime::parse_from_rfc3339(s).expect("time"));
-        let cron = Schedule { cron: Some("0 6 * * *".into()), timezone: Some("Europe/Berlin".into()), interval: None, active: true };
+        let cron = Schedule {
+            cron: Some("0 6 * * *".into()),
+            timezone: Some("Europe/Berlin".into()),
+            interval: None,
+            active: true,
+        };
         let times = schedule_times(&cron, at("2026-11-22T00:00:00Z"), at("2026-11-24T00:00:00Z"), 10);
         assert_eq!(times, [at("2026-11-22T05:00:00Z"), at("2026-11-23T05:00:00Z")]);
 

@@ -13,7 +13,10 @@ use crate::agent::{Agent, AgentConfig, KubernetesInfrastructure, ProcessInfrastr
 
 /// A Kubernetes client from the usual places: a kubeconfig file given or in
 /// $KUBECONFIG or ~/.kube/config, else the pod's service account.
-async fn kube_client(kubeconfig: Option<&std::path::Path>, context: Option<String>) -> Result<kube::Client, CommandError> {
+async fn kube_client(
+    kubeconfig: Option<&std::path::Path>,
+    context: Option<String>,
+) -> Result<kube::Client, CommandError> {
     let options = kube::config::KubeConfigOptions { context, ..Default::default() };
     let config = match kubeconfig {
         Some(path) => {
@@ -202,7 +205,9 @@ pub(super) async fn agent(args: AgentArgs) -> Result<ExitCode, CommandError> {
             let mut defaults = std::collections::BTreeMap::new();
             for assignment in &args.job_variables {
                 let (key, value) = assignment.split_once('=').ok_or_else(|| {
-                    CommandError(format!("--job-variable `{assignment}` is not KEY=VALUE (for example namespace=flows)"))
+                    CommandError(format!(
+                        "--job-variable `{assignment}` is not KEY=VALUE (for example namespace=flows)"
+                    ))
                 })?;
                 let value = serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
                 defaults.insert(key.to_owned(), value);

@@ -28,9 +28,8 @@ pub struct DeployArgs {
 
 pub(super) async fn deploy(args: DeployArgs) -> Result<ExitCode, CommandError> {
     let label = args.file.display().to_string();
-    let text = std::fs::read_to_string(&args.file).map_err(|e| {
-        CommandError(format!("cannot read deployment file `{label}`: {e} (pass another with -f FILE)"))
-    })?;
+    let text = std::fs::read_to_string(&args.file)
+        .map_err(|e| CommandError(format!("cannot read deployment file `{label}`: {e} (pass another with -f FILE)")))?;
     let file = DeploymentFile::parse(&text, &label)?;
     let known: Vec<&str> = file.deployments.iter().map(|d| d.name.value.as_str()).collect();
     for name in &args.name {

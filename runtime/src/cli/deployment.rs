@@ -81,7 +81,10 @@ pub(super) async fn deployment(command: DeploymentCommand) -> Result<ExitCode, C
 
 async fn find(store: &Store, name: &str) -> Result<Deployment, CommandError> {
     store.deployment(name).await?.ok_or_else(|| {
-        CommandError(format!("no deployment `{name}` in store `{}` (see `weft deployment ls`; apply one with `weft deploy`)", store.url()))
+        CommandError(format!(
+            "no deployment `{name}` in store `{}` (see `weft deployment ls`; apply one with `weft deploy`)",
+            store.url()
+        ))
     })
 }
 
@@ -100,7 +103,9 @@ async fn ls(args: LsArgs) -> Result<ExitCode, CommandError> {
                 .iter()
                 .map(|s| {
                     let what = match (&s.cron, &s.interval) {
-                        (Some(cron), _) => format!("cron `{cron}`{}", s.timezone.as_ref().map(|t| format!(" {t}")).unwrap_or_default()),
+                        (Some(cron), _) => {
+                            format!("cron `{cron}`{}", s.timezone.as_ref().map(|t| format!(" {t}")).unwrap_or_default())
+                        }
                         (None, Some(every)) => format!("every {}", humantime::format_duration(*every)),
                         _ => String::new(),
                     };
@@ -164,7 +169,11 @@ async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
         other => {
             let message = store.latest_state(&run.id).await?.and_then(|(_, r)| r.message).unwrap_or_default();
             let state = other.map_or_else(|| "unknown".to_owned(), |s| s.to_string());
-            eprintln!("flow run `{}` ended {state}{}", run.id, if message.is_empty() { String::new() } else { format!(": {message}") });
+            eprintln!(
+                "flow run `{}` ended {state}{}",
+                run.id,
+                if message.is_empty() { String::new() } else { format!(": {message}") }
+            );
             Ok(ExitCode::from(EXIT_FAILED))
         }
     }

@@ -31,8 +31,7 @@ pub struct PushArgs {
 
 pub(super) async fn push(args: PushArgs) -> Result<ExitCode, CommandError> {
     let label = args.file.display().to_string();
-    let bytes =
-        std::fs::read(&args.file).map_err(|e| CommandError(format!("cannot read component `{label}`: {e}")))?;
+    let bytes = std::fs::read(&args.file).map_err(|e| CommandError(format!("cannot read component `{label}`: {e}")))?;
     // Refuse what could never run before it takes space in the store.
     inspect(&bytes, &label)?;
     let store = args.store.open()?;

@@ -24,7 +24,9 @@ use crate::store::{ComponentSource, Store};
 /// input (nothing was run), 3 when the run ended but the store could not
 /// record it.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  weft run hello.wasm -p name=Arthur\n  weft run etl.wasm --params-file params.json --timeout 5m --memory 512MiB")]
+#[command(
+    after_help = "Examples:\n  weft run hello.wasm -p name=Arthur\n  weft run etl.wasm --params-file params.json --timeout 5m --memory 512MiB"
+)]
 pub struct RunArgs {
     /// The flow: a component file (`.wasm`), `sha256:<hex>` or a component
     /// URL in a store, or a name given with `weft push --name`.
@@ -55,12 +57,13 @@ pub struct RunArgs {
 
 pub(super) async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
     let source = ComponentSource::parse(&args.flow).map_err(CommandError)?;
-    let store = match (&source, args.store.store.is_none() && std::env::var("WEFT_STORE").unwrap_or_default().is_empty()) {
-        // `weft run s3://bucket/weft/artifacts/sha256/...` records the run
-        // in the store the component came from.
-        (ComponentSource::Url { store, .. }, true) => Store::open(store, &args.store.all_options()?)?,
-        _ => args.store.open()?,
-    };
+    let store =
+        match (&source, args.store.store.is_none() && std::env::var("WEFT_STORE").unwrap_or_default().is_empty()) {
+            // `weft run s3://bucket/weft/artifacts/sha256/...` records the run
+            // in the store the component came from.
+            (ComponentSource::Url { store, .. }, true) => Store::open(store, &args.store.all_options()?)?,
+            _ => args.store.open()?,
+        };
     let (bytes, digest) = store.component(&source, &args.store.all_options()?).await?;
     let engine = Engine::new(&EngineConfig { fuel: args.fuel.is_some() })?;
     let cache = crate::store::weft_home().map(|home| home.join("cache/compiled"));

@@ -11,11 +11,17 @@ use super::terminal::{LogFormat, TerminalLogs};
 use super::{CommandError, EXIT_FAILED, EXIT_UNRECORDED};
 use crate::engine::{Engine, EngineConfig};
 use crate::model::{FlowRunOutcome, Level, RunSink, State, StateRecord};
-use crate::runner::{FlowRunRequest, RecordError, StopSignal, resolve_sandbox, run_request_recorded};
+use crate::runner::{
+    FlowRunRequest, INFRASTRUCTURE_ENV, RecordError, StopSignal, resolve_sandbox, run_request_recorded,
+};
 use crate::store::{Store, weft_home};
 
 /// Exit status of a runner whose run ended Cancelled.
 pub const EXIT_CANCELLED: u8 = 4;
+
+/// Exit status of a runner stopped by a signal that leaves the outcome to
+/// its infrastructure (128 + SIGTERM, as a shell reports it).
+const EXIT_SIGTERM: u8 = 143;
 
 /// Execute one flow run that an agent claimed (a child process, or a pod).
 ///
@@ -24,7 +30,8 @@ pub const EXIT_CANCELLED: u8 = 4;
 /// this process gets SIGTERM, and records logs, task runs, the result and
 /// the final state. Log lines are echoed on stdout as JSON lines. Exit
 /// status: 0 Completed, 1 Failed or Crashed, 2 bad input, 3 outcome not
-/// recorded, 4 Cancelled.
+/// recorded, 4 Cancelled, 143 stopped by SIGTERM in a Kubernetes pod
+/// (`WEFT_INFRASTRUCTURE=kubernetes`), the agent recording why.
 #[derive(Debug, Args)]
 pub struct RunnerArgs {
     /// The flow run's id.
@@ -46,9 +53,7 @@ fn runner_name() -> String {
 /// Ends a run that cannot start, as Crashed with the reason.
 async fn crash(store: &Store, id: &str, reason: String) -> Result<ExitCode, CommandError> {
     let record = StateRecord::now(State::Crashed, Some(reason.clone())).by("runner");
-    store
-        .transition(id, |current| current.is_none_or(|r| !r.state.is_final()).then(|| record.clone()))
-        .await?;
+    store.transition(id, |current| current.is_none_or(|r| !r.state.is_final()).then(|| record.clone())).await?;
     Err(CommandError(format!("flow run `{id}` crashed: {reason}")))
 }
 
@@ -77,7 +82,9 @@ pub(super) async fn runner(args: RunnerArgs) -> Result<ExitCode, CommandError> {
     };
     let engine = Engine::new(&EngineConfig::default())?;
     let loaded = match weft_home() {
-        Ok(home) => engine.load_flow_cached(&bytes, &run.component, &run.component.to_string(), &home.join("cache/compiled")),
+        Ok(home) => {
+            engine.load_flow_cached(&bytes, &run.component, &run.component.to_string(), &home.join("cache/compiled"))
+        }
         Err(_) => engine.load_flow(&bytes, &run.component.to_string()),
     };
     let flow = match loaded {
@@ -125,7 +132,15 @@ pub(super) async fn runner(args: RunnerArgs) -> Result<ExitCode, CommandError> {
                 _ = term.recv() => "SIGTERM",
                 _ = int.recv() => "SIGINT",
             };
-            stop.stop(format!("the runner received {name}"));
+            let reason = format!("the runner received {name}");
+            // Kubernetes signals a pod's runner for reasons only it knows
+            // (an eviction, a deletion, a deadline); the agent sees them and
+            // records the crash, so the runner leaves the state alone.
+            if std::env::var(INFRASTRUCTURE_ENV).is_ok_and(|v| v == "kubernetes") {
+                stop.interrupt(reason);
+            } else {
+                stop.stop(reason);
+            }
         }
     });
 
@@ -139,6 +154,10 @@ pub(super) async fn runner(args: RunnerArgs) -> Result<ExitCode, CommandError> {
             FlowRunOutcome::Failed { .. } => ExitCode::from(EXIT_FAILED),
             FlowRunOutcome::Cancelled { .. } => ExitCode::from(EXIT_CANCELLED),
         }),
+        Err(error @ RecordError::Interrupted { .. }) => {
+            super::print_error(&error.to_string());
+            Ok(ExitCode::from(EXIT_SIGTERM))
+        }
         Err(error @ RecordError::Unrecorded { .. }) => {
             super::print_error(&error.to_string());
             Ok(ExitCode::from(EXIT_UNRECORDED))

@@ -77,7 +77,9 @@ fn parse_state(text: &str) -> Result<State, String> {
 fn elapsed(summary: &RunSummary) -> String {
     match (summary.started, summary.ended) {
         (Some(start), Some(end)) => end.duration_since(start).map(duration).unwrap_or_default(),
-        (Some(start), None) => SystemTime::now().duration_since(start).map(|d| format!("{} so far", duration(d))).unwrap_or_default(),
+        (Some(start), None) => {
+            SystemTime::now().duration_since(start).map(|d| format!("{} so far", duration(d))).unwrap_or_default()
+        }
         _ => String::new(),
     }
 }
@@ -97,9 +99,13 @@ async fn cancel(args: CancelArgs) -> Result<ExitCode, CommandError> {
     }
     let decide = |current: Option<&StateRecord>| match current.map(|r| r.state) {
         // Not started: it never will.
-        None | Some(State::Scheduled) => Some(StateRecord::now(State::Cancelled, Some("cancelled before it started".into())).by("cli")),
+        None | Some(State::Scheduled) => {
+            Some(StateRecord::now(State::Cancelled, Some("cancelled before it started".into())).by("cli"))
+        }
         // Its runner (or agent) sees this and stops it.
-        Some(State::Pending | State::Running) => Some(StateRecord::now(State::Cancelling, Some("cancel requested".into())).by("cli")),
+        Some(State::Pending | State::Running) => {
+            Some(StateRecord::now(State::Cancelling, Some("cancel requested".into())).by("cli"))
+        }
         _ => None,
     };
     match store.transition(&args.id, decide).await? {
@@ -114,7 +120,10 @@ async fn cancel(args: CancelArgs) -> Result<ExitCode, CommandError> {
         }
         TransitionOutcome::Kept { current } => {
             let state = current.map_or_else(|| "unknown".to_owned(), |r| r.state.to_string());
-            Err(CommandError(format!("flow run `{}` is {state} already; only a run that has not ended can be cancelled", args.id)))
+            Err(CommandError(format!(
+                "flow run `{}` is {state} already; only a run that has not ended can be cancelled",
+                args.id
+            )))
         }
     }
 }
@@ -127,7 +136,9 @@ async fn ls(args: LsArgs) -> Result<ExitCode, CommandError> {
             break;
         }
         let Some(summary) = store.run_summary(id).await? else { continue };
-        if args.state.is_some_and(|s| summary.state != Some(s)) || args.flow.as_ref().is_some_and(|f| &summary.run.flow_name != f) {
+        if args.state.is_some_and(|s| summary.state != Some(s))
+            || args.flow.as_ref().is_some_and(|f| &summary.run.flow_name != f)
+        {
             continue;
         }
         found.push(summary);
@@ -162,7 +173,10 @@ async fn show(args: ShowArgs) -> Result<ExitCode, CommandError> {
     let states = store.states(&args.id).await?;
     let tasks = store.task_runs(&args.id).await?;
     let result = store.read_result(&args.id).await?;
-    let error = states.last().filter(|(_, s)| matches!(s.state, State::Failed | State::Crashed)).and_then(|(_, s)| s.message.clone());
+    let error = states
+        .last()
+        .filter(|(_, s)| matches!(s.state, State::Failed | State::Crashed))
+        .and_then(|(_, s)| s.message.clone());
     if args.output == OutputFormat::Json {
         let json = serde_json::json!({
             "run": summary,
@@ -191,8 +205,10 @@ async fn show(args: ShowArgs) -> Result<ExitCode, CommandError> {
         _ => {}
     }
     println!("\nStates");
-    let rows: Vec<Vec<String>> =
-        states.iter().map(|(_, s)| vec![time(s.time), s.state.to_string(), s.message.clone().unwrap_or_default()]).collect();
+    let rows: Vec<Vec<String>> = states
+        .iter()
+        .map(|(_, s)| vec![time(s.time), s.state.to_string(), s.message.clone().unwrap_or_default()])
+        .collect();
     anstream::print!("{}", render(&["TIME", "STATE", "MESSAGE"], &rows));
     if !tasks.is_empty() {
         println!("\nTask runs");

@@ -43,7 +43,9 @@ impl StoreArgs {
             && !json.is_empty()
         {
             let map: std::collections::BTreeMap<String, String> = serde_json::from_str(&json).map_err(|e| {
-                CommandError(format!("WEFT_STORE_OPTIONS must be a JSON object of strings, such as {{\"region\":\"eu-west-1\"}}: {e}"))
+                CommandError(format!(
+                    "WEFT_STORE_OPTIONS must be a JSON object of strings, such as {{\"region\":\"eu-west-1\"}}: {e}"
+                ))
             })?;
             options.extend(map);
         }

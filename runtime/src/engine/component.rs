@@ -89,7 +89,8 @@ pub fn inspect(bytes: &[u8], source: &str) -> Result<ComponentInfo, ComponentErr
     }
     let mut info = ComponentInfo::default();
     for payload in Parser::new(0).parse_all(bytes) {
-        let payload = payload.map_err(|e| ComponentError::Invalid { component: source.to_owned(), reason: e.to_string() })?;
+        let payload =
+            payload.map_err(|e| ComponentError::Invalid { component: source.to_owned(), reason: e.to_string() })?;
         let Payload::CustomSection(section) = payload else { continue };
         let bad = |reason: String| ComponentError::BadSection {
             component: source.to_owned(),
@@ -98,7 +99,8 @@ pub fn inspect(bytes: &[u8], source: &str) -> Result<ComponentInfo, ComponentErr
         };
         match section.name() {
             SCHEMA_SECTION => {
-                let schema: Value = serde_json::from_slice(section.data()).map_err(|e| bad(format!("not JSON: {e}")))?;
+                let schema: Value =
+                    serde_json::from_slice(section.data()).map_err(|e| bad(format!("not JSON: {e}")))?;
                 info.parameters_schema = Some(schema);
             }
             NAME_SECTION => {

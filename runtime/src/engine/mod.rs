@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker};
 
 pub use component::{ComponentError, ComponentInfo, inspect};
-pub use limits::{LimitExceeded, Limits, format_bytes};
 pub(crate) use limits::MemoryLimiter;
+pub use limits::{LimitExceeded, Limits, format_bytes};
 pub use wasi::Grants;
 pub(crate) use wasi::sandbox_wasi;
 
@@ -138,11 +138,16 @@ impl Engine {
         Ok(component)
     }
 
-    fn prepare(&self, component: &Component, info: ComponentInfo, source: &str) -> Result<FlowComponent, ComponentError> {
-        let pre = self.linker.instantiate_pre(component).map_err(|e| ComponentError::Imports {
-            component: source.to_owned(),
-            reason: format!("{e:#}"),
-        })?;
+    fn prepare(
+        &self,
+        component: &Component,
+        info: ComponentInfo,
+        source: &str,
+    ) -> Result<FlowComponent, ComponentError> {
+        let pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| ComponentError::Imports { component: source.to_owned(), reason: format!("{e:#}") })?;
         let pre = FlowPre::new(pre).map_err(|_| component::wrong_world(&self.wasmtime, component, source))?;
         let schema = match info.parameters_schema {
             Some(schema) => Some(ParameterSchema::new(schema).map_err(|reason| ComponentError::BadSection {

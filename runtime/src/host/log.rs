@@ -88,7 +88,9 @@ impl RunLog {
             let state = &mut *state;
             let buffer = if source == LogSource::Stderr { &mut state.stderr } else { &mut state.stdout };
             buffer.extend_from_slice(bytes);
-            while let Some(end) = buffer.iter().position(|&b| b == b'\n').or((buffer.len() >= MAX_LINE).then_some(MAX_LINE)) {
+            while let Some(end) =
+                buffer.iter().position(|&b| b == b'\n').or((buffer.len() >= MAX_LINE).then_some(MAX_LINE))
+            {
                 let rest = buffer.split_off((end + 1).min(buffer.len()));
                 let line = std::mem::replace(buffer, rest);
                 lines.push(String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']).to_owned());
@@ -178,7 +180,8 @@ mod tests {
         log.write_output(LogSource::Stderr, b"\nthread '<unnamed>' panicked at src/lib.rs:12:5:\nboom\n");
         log.write_output(LogSource::Stderr, b"note: run with `RUST_BACKTRACE=1` to display a backtrace\n");
         log.flush_output();
-        let got: Vec<String> = lines.0.lock().unwrap_or_else(PoisonError::into_inner).iter().map(|l| l.message.clone()).collect();
+        let got: Vec<String> =
+            lines.0.lock().unwrap_or_else(PoisonError::into_inner).iter().map(|l| l.message.clone()).collect();
         assert_eq!(
             got,
             [

@@ -104,7 +104,8 @@ impl Host for RunState {
     }
 
     async fn end(&mut self, task_run_id: String, outcome: Result<String, WitError>) -> wasmtime::Result<NextStep> {
-        let Some(position) = self.tasks.open.iter().rposition(|t| self.tasks.records[t.record].id == task_run_id) else {
+        let Some(position) = self.tasks.open.iter().rposition(|t| self.tasks.records[t.record].id == task_run_id)
+        else {
             // Only a guest that does not follow the protocol gets here.
             return Err(wasmtime::Error::msg(format!(
                 "the guest ended task run `{task_run_id}`, which is not open (weft:flow/tasks.end called without begin)"
@@ -154,7 +155,11 @@ impl Host for RunState {
         Ok(Err(no_task_components(&name)))
     }
 
-    async fn submit(&mut self, name: String, _input: String) -> wasmtime::Result<Result<Resource<SubmittedTask>, WitError>> {
+    async fn submit(
+        &mut self,
+        name: String,
+        _input: String,
+    ) -> wasmtime::Result<Result<Resource<SubmittedTask>, WitError>> {
         Ok(Err(no_task_components(&name)))
     }
 }

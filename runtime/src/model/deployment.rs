@@ -115,7 +115,13 @@ fn default_memory() -> u64 {
 
 impl Default for Sandbox {
     fn default() -> Self {
-        Sandbox { timeout: default_timeout(), memory: default_memory(), env: Vec::new(), dirs: Vec::new(), hosts: Vec::new() }
+        Sandbox {
+            timeout: default_timeout(),
+            memory: default_memory(),
+            env: Vec::new(),
+            dirs: Vec::new(),
+            hosts: Vec::new(),
+        }
     }
 }
 
@@ -183,14 +189,20 @@ impl<'de> Deserialize<'de> for Infrastructure {
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Infrastructure, E> {
                 match v {
                     "process" => Ok(Infrastructure::Process),
-                    "kubernetes" => Ok(Infrastructure::Kubernetes { job_variables: BTreeMap::new(), job_template: None }),
-                    other => Err(E::custom(format!("unknown infrastructure `{other}`: write `process` or `kubernetes`"))),
+                    "kubernetes" => {
+                        Ok(Infrastructure::Kubernetes { job_variables: BTreeMap::new(), job_template: None })
+                    }
+                    other => {
+                        Err(E::custom(format!("unknown infrastructure `{other}`: write `process` or `kubernetes`")))
+                    }
                 }
             }
             fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Infrastructure, A::Error> {
                 Ok(match Full::deserialize(de::value::MapAccessDeserializer::new(map))? {
                     Full::Process => Infrastructure::Process,
-                    Full::Kubernetes { job_variables, job_template } => Infrastructure::Kubernetes { job_variables, job_template },
+                    Full::Kubernetes { job_variables, job_template } => {
+                        Infrastructure::Kubernetes { job_variables, job_template }
+                    }
                 })
             }
         }
@@ -266,7 +278,9 @@ fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Schedule>, D::Erro
     let schedules = d.deserialize_any(Visitor)?;
     for schedule in &schedules {
         match (&schedule.cron, &schedule.interval) {
-            (Some(_), Some(_)) => return Err(de::Error::custom("a schedule has either `cron` or `interval`, not both")),
+            (Some(_), Some(_)) => {
+                return Err(de::Error::custom("a schedule has either `cron` or `interval`, not both"));
+            }
             (None, None) => return Err(de::Error::custom("a schedule needs `cron: \"0 6 * * *\"` or `interval: 15m`")),
             (None, Some(_)) if schedule.timezone.is_some() => {
                 return Err(de::Error::custom("`timezone` applies to `cron` schedules only"));
@@ -304,17 +318,18 @@ fn cron<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
 
 /// Checks a cron expression; the error says what a valid one looks like.
 pub fn check_cron(text: &str) -> Result<croner::Cron, String> {
-    croner::parser::CronParser::builder()
-        .seconds(croner::parser::Seconds::Optional)
-        .build()
-        .parse(text)
-        .map_err(|e| format!("invalid cron expression `{text}` ({e}): write 5 fields such as `0 6 * * *` (minute hour day month weekday)"))
+    croner::parser::CronParser::builder().seconds(croner::parser::Seconds::Optional).build().parse(text).map_err(|e| {
+        format!(
+            "invalid cron expression `{text}` ({e}): write 5 fields such as `0 6 * * *` (minute hour day month weekday)"
+        )
+    })
 }
 
 fn timezone<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let text = String::deserialize(d)?;
-    text.parse::<chrono_tz::Tz>()
-        .map_err(|_| de::Error::custom(format!("unknown time zone `{text}`: write an IANA name such as `Europe/Berlin` or `UTC`")))?;
+    text.parse::<chrono_tz::Tz>().map_err(|_| {
+        de::Error::custom(format!("unknown time zone `{text}`: write an IANA name such as `Europe/Berlin` or `UTC`"))
+    })?;
     Ok(Some(text))
 }
 
@@ -338,7 +353,9 @@ fn number_or_text<'de, D: Deserializer<'de>>(
             Ok(v.saturating_mul(self.1))
         }
         fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
-            u64::try_from(v).map(|v| v.saturating_mul(self.1)).map_err(|_| E::custom(format!("{v} is negative: write {}", self.0)))
+            u64::try_from(v)
+                .map(|v| v.saturating_mul(self.1))
+                .map_err(|_| E::custom(format!("{v} is negative: write {}", self.0)))
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
             (self.2)(v).map_err(E::custom)
@@ -432,7 +449,10 @@ impl DeploymentFile {
                 return Err(DeploymentFileError {
                     file: file.to_owned(),
                     position: Some((line, spec.name.referenced.column())),
-                    message: format!("deployment `{}` is defined twice (first on line {first}); give each a name of its own", spec.name.value),
+                    message: format!(
+                        "deployment `{}` is defined twice (first on line {first}); give each a name of its own",
+                        spec.name.value
+                    ),
                 });
             }
         }
@@ -545,7 +565,9 @@ deployments:
         assert_eq!(e.position.map(|p| p.0), Some(4), "{e}");
         assert!(e.message.contains("invalid cron expression `61 * * * *`"), "{e}");
 
-        let e = error("deployments:\n  - name: a\n    flow: a.wasm\n    schedule: {cron: \"0 6 * * *\", timezone: Mars/Olympus}\n");
+        let e = error(
+            "deployments:\n  - name: a\n    flow: a.wasm\n    schedule: {cron: \"0 6 * * *\", timezone: Mars/Olympus}\n",
+        );
         assert!(e.message.contains("unknown time zone `Mars/Olympus`"), "{e}");
 
         let e = error("deployments:\n  - name: a\n    flow: a.wasm\n    sandbox: {memory: lots}\n");

@@ -6,7 +6,10 @@ mod logs;
 mod parameters;
 mod runs;
 
-pub use deployment::{Deployment, DeploymentFile, DeploymentFileError, DeploymentSpec, DirGrant, Infrastructure, Sandbox, Schedule, check_cron, duration};
+pub use deployment::{
+    Deployment, DeploymentFile, DeploymentFileError, DeploymentSpec, DirGrant, Infrastructure, Sandbox, Schedule,
+    check_cron, duration,
+};
 pub use logs::rfc3339;
 pub use logs::{DiscardLogs, Level, LogLine, LogSource, RunSink, Tee};
 pub use parameters::{ParameterError, ParameterProblem, ParameterSchema, Parameters, parse_assignment};

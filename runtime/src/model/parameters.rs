@@ -69,7 +69,8 @@ pub fn parse_assignment(flow: &str, text: &str, schema: Option<&Value>) -> Resul
     if key.is_empty() {
         return Err(ParameterError::single(flow, "", format!("assignment `{text}` has no name before `=`")));
     }
-    let declared_string = schema.and_then(|s| s.get("properties")).and_then(|p| p.get(key)).is_some_and(is_string_schema);
+    let declared_string =
+        schema.and_then(|s| s.get("properties")).and_then(|p| p.get(key)).is_some_and(is_string_schema);
     let value = if declared_string {
         Value::String(raw.to_owned())
     } else {
@@ -118,16 +119,9 @@ impl ParameterSchema {
     /// naming its parameter.
     pub fn validate(&self, flow: &str, parameters: &Parameters) -> Result<(), ParameterError> {
         let instance = Value::Object(parameters.clone());
-        let problems: Vec<ParameterProblem> = self
-            .validator
-            .iter_errors(&instance)
-            .flat_map(|error| problems_of(&error))
-            .collect();
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ParameterError { flow: flow.to_owned(), problems })
-        }
+        let problems: Vec<ParameterProblem> =
+            self.validator.iter_errors(&instance).flat_map(|error| problems_of(&error)).collect();
+        if problems.is_empty() { Ok(()) } else { Err(ParameterError { flow: flow.to_owned(), problems }) }
     }
 }
 

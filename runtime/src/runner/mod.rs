@@ -17,23 +17,44 @@ pub use recorded::{FLUSH_INTERVAL, RecordError, run_recorded, run_request_record
 
 use crate::engine::{Engine, FlowComponent, Grants, LimitExceeded, Limits};
 use crate::host::{RunIdentity, RunLog, RunState};
-use crate::model::{FlowRun, FlowRunOutcome, Level, LogSource, ParameterError, Parameters, RunSink, Sandbox, TaskRun, new_id};
+use crate::model::{
+    FlowRun, FlowRunOutcome, Level, LogSource, ParameterError, Parameters, RunSink, Sandbox, TaskRun, new_id,
+};
+
+/// Set to `kubernetes` in a Job's flow container: a signal to the runner
+/// then [interrupts](StopSignal::interrupt) the run, and the agent records
+/// why Kubernetes stopped the pod.
+pub const INFRASTRUCTURE_ENV: &str = "WEFT_INFRASTRUCTURE";
 
 /// Asks a running flow to stop: set by a cancellation or a signal to the
 /// runner. The guest is stopped at its next epoch tick, or at once if it is
 /// waiting in the host.
 #[derive(Debug, Default)]
 pub struct StopSignal {
-    reason: Mutex<Option<String>>,
+    /// Why, and whether the runner records the stop itself.
+    reason: Mutex<Option<(String, bool)>>,
     notify: Notify,
 }
 
 impl StopSignal {
-    /// Stops the run, saying why. The first reason given is kept.
+    /// Stops the run, saying why; the run records its end itself. The first
+    /// reason given is kept.
     pub fn stop(&self, reason: impl Into<String>) {
+        self.set(reason.into(), true);
+    }
+
+    /// Stops the run but leaves its final state to whoever stopped it: a
+    /// pod's runner is signalled by Kubernetes, and the agent, which sees
+    /// why (an eviction, a deletion, a deadline), records that instead.
+    /// A run being cancelled still records Cancelled.
+    pub fn interrupt(&self, reason: impl Into<String>) {
+        self.set(reason.into(), false);
+    }
+
+    fn set(&self, reason: String, recorded: bool) {
         let mut current = self.reason.lock().unwrap_or_else(PoisonError::into_inner);
         if current.is_none() {
-            *current = Some(reason.into());
+            *current = Some((reason, recorded));
         }
         drop(current);
         self.notify.notify_waiters();
@@ -42,7 +63,13 @@ impl StopSignal {
 
     /// Why the run was asked to stop, if it was.
     pub fn reason(&self) -> Option<String> {
-        self.reason.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.reason.lock().unwrap_or_else(PoisonError::into_inner).as_ref().map(|(reason, _)| reason.clone())
+    }
+
+    /// Whether the run was [interrupted](Self::interrupt): its end is left
+    /// to whoever stopped it.
+    pub fn interrupted(&self) -> bool {
+        self.reason.lock().unwrap_or_else(PoisonError::into_inner).as_ref().is_some_and(|(_, recorded)| !recorded)
     }
 
     async fn stopped(&self) -> String {
@@ -152,7 +179,12 @@ pub struct FlowRunReport {
 
 /// Runs a flow once. Never panics and never fails on account of the guest:
 /// whatever the guest does ends as an outcome in the report.
-pub async fn run_flow(engine: &Engine, flow: &FlowComponent, request: FlowRunRequest, logs: Arc<dyn RunSink>) -> FlowRunReport {
+pub async fn run_flow(
+    engine: &Engine,
+    flow: &FlowComponent,
+    request: FlowRunRequest,
+    logs: Arc<dyn RunSink>,
+) -> FlowRunReport {
     let started_at = SystemTime::now();
     let started = Instant::now();
     let log = Arc::new(RunLog::new(logs, request.flow_run_id.clone()));
@@ -258,7 +290,9 @@ async fn execute(store: &mut Store<RunState>, flow: &FlowComponent, request: &Fl
     match returned {
         Ok(Ok(result)) => match serde_json::from_str(&result) {
             Ok(result) => FlowRunOutcome::Completed { result },
-            Err(e) => FlowRunOutcome::Failed { reason: format!("returned a result that is not JSON: {e}"), retryable: false },
+            Err(e) => {
+                FlowRunOutcome::Failed { reason: format!("returned a result that is not JSON: {e}"), retryable: false }
+            }
         },
         Ok(Err(error)) => FlowRunOutcome::Failed { reason: error.message, retryable: error.retryable },
         Err(error) => {

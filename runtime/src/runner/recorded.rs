@@ -34,6 +34,15 @@ pub enum RecordError {
         /// What failed.
         source: StoreError,
     },
+    /// The run was [interrupted](super::StopSignal::interrupt): its logs
+    /// are written and its final state is left to whoever stopped it.
+    #[error("flow run `{id}` was stopped ({reason}); its infrastructure records why")]
+    Interrupted {
+        /// The run.
+        id: String,
+        /// The stop's reason.
+        reason: String,
+    },
     /// The run ended but the store does not say so.
     #[error(
         "flow run `{}` ended {} but that could not be recorded in the store, which may still show it as Running: {source}",
@@ -92,6 +101,7 @@ pub async fn run_request_recorded(
 
     let recorder = StoreRecorder::start(store.clone(), run.id.clone(), FLUSH_INTERVAL);
     let sinks: Vec<Arc<dyn RunSink>> = sink.into_iter().chain([recorder.clone() as Arc<dyn RunSink>]).collect();
+    let stop = request.stop.clone();
     let report = run_flow(engine, flow, request, Arc::new(Tee(sinks))).await;
     let unrecorded = |report: FlowRunReport, source| RecordError::Unrecorded { report: Box::new(report), source };
 
@@ -107,17 +117,18 @@ pub async fn run_request_recorded(
     }
     let final_record = match &report.outcome {
         FlowRunOutcome::Completed { .. } => StateRecord::now(State::Completed, None),
-        FlowRunOutcome::Failed { reason, retryable } => StateRecord {
-            retryable: Some(*retryable),
-            ..StateRecord::now(State::Failed, Some(reason.clone()))
-        },
+        FlowRunOutcome::Failed { reason, retryable } => {
+            StateRecord { retryable: Some(*retryable), ..StateRecord::now(State::Failed, Some(reason.clone())) }
+        }
         FlowRunOutcome::Cancelled { reason } => StateRecord::now(State::Cancelled, Some(reason.clone())),
     }
     .by("runner");
     // A run asked to cancel that finished anyway records how it finished;
     // one stopped without being asked to cancel (its runner was signalled)
     // crashed.
+    let interrupted = stop.as_ref().is_some_and(|s| s.interrupted());
     let finish = |current: Option<&StateRecord>| match (current.map(|r| r.state), &report.outcome) {
+        (Some(State::Running), FlowRunOutcome::Cancelled { .. }) if interrupted => None,
         (Some(State::Running), FlowRunOutcome::Cancelled { reason }) => {
             Some(StateRecord::now(State::Crashed, Some(reason.clone())).by("runner"))
         }
@@ -126,6 +137,20 @@ pub async fn run_request_recorded(
     };
     match store.transition(&run.id, finish).await {
         Ok(TransitionOutcome::Written { .. }) => Ok(report),
+        Ok(TransitionOutcome::Kept { current: Some(current) }) if interrupted && current.state == State::Running => {
+            let reason = match &report.outcome {
+                FlowRunOutcome::Cancelled { reason } => reason.clone(),
+                other => other.state().to_string(),
+            };
+            Err(RecordError::Interrupted { id: run.id.clone(), reason })
+        }
+        Ok(TransitionOutcome::Kept { current: Some(current) }) if interrupted && current.state == State::Running => {
+            let reason = match &report.outcome {
+                FlowRunOutcome::Cancelled { reason } => reason.clone(),
+                other => other.state().to_string(),
+            };
+            Err(RecordError::Interrupted { id: run.id.clone(), reason })
+        }
         Ok(TransitionOutcome::Kept { current }) => {
             let state = current.map_or_else(|| "missing".to_owned(), |r| r.state.to_string());
             let source = StoreError::Corrupt {

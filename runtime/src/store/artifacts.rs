@@ -188,9 +188,13 @@ impl ComponentSource {
             return text.parse().map(ComponentSource::Digest);
         }
         if text.contains("://") {
-            return split_artifact_url(text)
-                .map(|(store, digest)| ComponentSource::Url { store, digest })
-                .ok_or_else(|| format!("`{text}` is not a component URL: expected <store-url>/artifacts/sha256/<64 hex digits>.wasm"));
+            return split_artifact_url(text).map(|(store, digest)| ComponentSource::Url { store, digest }).ok_or_else(
+                || {
+                    format!(
+                        "`{text}` is not a component URL: expected <store-url>/artifacts/sha256/<64 hex digits>.wasm"
+                    )
+                },
+            );
         }
         if text.ends_with(".wasm") || text.contains(['/', '\\']) {
             return Err(format!("cannot read flow component `{text}`: no such file"));

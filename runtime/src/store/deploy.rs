@@ -7,7 +7,8 @@ use super::{ArtifactError, ComponentSource, Store, StoreError};
 use crate::agent::kubernetes::{JobRun, JobTemplate};
 use crate::engine::inspect;
 use crate::model::{
-    Deployment, DeploymentSpec, FlowRun, Infrastructure, ParameterError, ParameterSchema, Parameters, State, StateRecord,
+    Deployment, DeploymentSpec, FlowRun, Infrastructure, ParameterError, ParameterSchema, Parameters, State,
+    StateRecord,
 };
 
 /// Why a deployment could not be applied.
@@ -56,9 +57,13 @@ impl Store {
     ) -> Result<Deployment, DeployError> {
         let name = spec.name.value.clone();
         let line = spec.name.referenced.line();
-        let invalid = |reason: String| DeployError::Invalid { deployment: name.clone(), file: file.to_owned(), line, reason };
+        let invalid =
+            |reason: String| DeployError::Invalid { deployment: name.clone(), file: file.to_owned(), line, reason };
         let component = |reference: &str| {
-            let resolved = if Path::new(reference).is_relative() && !reference.contains("://") && !reference.starts_with("sha256:") {
+            let resolved = if Path::new(reference).is_relative()
+                && !reference.contains("://")
+                && !reference.starts_with("sha256:")
+            {
                 let joined = base_dir.join(reference);
                 if joined.is_file() { joined.display().to_string() } else { reference.to_owned() }
             } else {
@@ -67,6 +72,14 @@ impl Store {
             ComponentSource::parse(&resolved)
         };
 
+        if matches!(spec.infrastructure, Infrastructure::Kubernetes { .. }) && !self.is_cloud() {
+            return Err(invalid(format!(
+                "it runs on Kubernetes, but the store `{}` is on this machine, where its pods cannot fetch the flow: \
+                 deploy to a bucket the cluster can reach, e.g. `weft deploy --store s3://BUCKET/weft` (or gs://, az://); \
+                 weft pushes the flow there",
+                self.url()
+            )));
+        }
         let source = component(&spec.flow).map_err(&invalid)?;
         let (bytes, flow) = self.component(&source, options).await.map_err(|source| DeployError::Component {
             deployment: name.clone(),
@@ -164,10 +177,12 @@ impl Store {
         let mut merged = deployment.parameters.clone();
         merged.extend(parameters);
         if let Some(schema) = &deployment.parameters_schema {
-            let schema = ParameterSchema::new(schema.clone()).map_err(|reason| ScheduleError::Parameters(ParameterError {
-                flow: deployment.name.clone(),
-                problems: vec![crate::model::ParameterProblem { parameter: String::new(), message: reason }],
-            }))?;
+            let schema = ParameterSchema::new(schema.clone()).map_err(|reason| {
+                ScheduleError::Parameters(ParameterError {
+                    flow: deployment.name.clone(),
+                    problems: vec![crate::model::ParameterProblem { parameter: String::new(), message: reason }],
+                })
+            })?;
             schema.validate(&deployment.name, &merged).map_err(ScheduleError::Parameters)?;
         }
         let run = FlowRun {
@@ -190,8 +205,7 @@ impl Store {
         if !self.create(&path, json.into()).await? {
             return Ok(None);
         }
-        self.transition(&run.id, |current| current.is_none().then(|| StateRecord::now(State::Scheduled, None)))
-            .await?;
+        self.transition(&run.id, |current| current.is_none().then(|| StateRecord::now(State::Scheduled, None))).await?;
         self.enqueue(&run.id, due).await?;
         Ok(Some(run))
     }

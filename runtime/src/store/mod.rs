@@ -132,6 +132,13 @@ impl Store {
         self.location.url()
     }
 
+    /// Whether the store is a cloud bucket (S3, GCS, Azure Blob), which
+    /// pods in a cluster can reach, rather than a folder or memory of this
+    /// machine.
+    pub fn is_cloud(&self) -> bool {
+        self.location.is_cloud()
+    }
+
     fn path(&self, relative: &str) -> Path {
         if self.prefix.as_ref().is_empty() {
             Path::from(relative)
@@ -144,7 +151,11 @@ impl Store {
     fn relative<'a>(&self, path: &'a Path) -> &'a str {
         let full = path.as_ref();
         let prefix = self.prefix.as_ref();
-        if prefix.is_empty() { full } else { full.strip_prefix(prefix).map(|r| r.trim_start_matches('/')).unwrap_or(full) }
+        if prefix.is_empty() {
+            full
+        } else {
+            full.strip_prefix(prefix).map(|r| r.trim_start_matches('/')).unwrap_or(full)
+        }
     }
 
     fn error(&self, action: impl Into<String>, error: object_store::Error) -> StoreError {
@@ -156,15 +167,27 @@ impl Store {
             object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
                 StoreError::Denied { url, action, detail, hint }
             }
-            _ if ["NoSuchBucket", "ContainerNotFound", "The specified bucket does not exist", "bucket does not exist"]
-                .iter()
-                .any(|needle| detail.contains(needle)) =>
+            _ if [
+                "NoSuchBucket",
+                "ContainerNotFound",
+                "The specified bucket does not exist",
+                "bucket does not exist",
+            ]
+            .iter()
+            .any(|needle| detail.contains(needle)) =>
             {
                 StoreError::NoBucket { url, detail }
             }
-            _ if ["AccessDenied", "403 Forbidden", "AuthorizationFailure", "AuthenticationFailed", "InvalidAccessKeyId", "SignatureDoesNotMatch"]
-                .iter()
-                .any(|needle| detail.contains(needle)) =>
+            _ if [
+                "AccessDenied",
+                "403 Forbidden",
+                "AuthorizationFailure",
+                "AuthenticationFailed",
+                "InvalidAccessKeyId",
+                "SignatureDoesNotMatch",
+            ]
+            .iter()
+            .any(|needle| detail.contains(needle)) =>
             {
                 StoreError::Denied { url, action, detail, hint }
             }
@@ -192,7 +215,10 @@ impl Store {
     }
 
     /// Reads a JSON record; `None` when it does not exist.
-    pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(&self, relative: &str) -> Result<Option<T>, StoreError> {
+    pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        relative: &str,
+    ) -> Result<Option<T>, StoreError> {
         match self.get(relative).await? {
             None => Ok(None),
             Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| StoreError::Corrupt {
@@ -246,7 +272,9 @@ impl Store {
             .map_err(|e| self.error(format!("listing `{folder}`"), e))?;
         let mut names: Vec<String> = objects
             .iter()
-            .filter_map(|o| self.relative(&o.location).strip_prefix(folder).map(|n| n.trim_start_matches('/').to_owned()))
+            .filter_map(|o| {
+                self.relative(&o.location).strip_prefix(folder).map(|n| n.trim_start_matches('/').to_owned())
+            })
             .filter(|n| !n.is_empty() && !n.contains('/'))
             .collect();
         names.sort();
@@ -256,8 +284,11 @@ impl Store {
     /// The names of the folders under a folder, sorted.
     pub(crate) async fn list_folders(&self, folder: &str) -> Result<Vec<String>, StoreError> {
         let prefix = self.path(folder);
-        let listing =
-            self.objects.list_with_delimiter(Some(&prefix)).await.map_err(|e| self.error(format!("listing `{folder}`"), e))?;
+        let listing = self
+            .objects
+            .list_with_delimiter(Some(&prefix))
+            .await
+            .map_err(|e| self.error(format!("listing `{folder}`"), e))?;
         let mut names: Vec<String> =
             listing.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_owned)).collect();
         names.sort();

@@ -75,7 +75,11 @@ impl Store {
         if self.create(&path, self.encode(&path, run)?).await? {
             Ok(())
         } else {
-            Err(StoreError::Corrupt { url: self.url().to_owned(), path, reason: "a run with this id exists already".into() })
+            Err(StoreError::Corrupt {
+                url: self.url().to_owned(),
+                path,
+                reason: "a run with this id exists already".into(),
+            })
         }
     }
 
@@ -153,7 +157,12 @@ impl Store {
     /// Appends a chunk (`<folder>/<seq>.jsonl`) of JSON lines, create-only:
     /// `next` is the sequence number to try (found by listing when `None`)
     /// and is left at the one after the chunk written.
-    async fn append_chunk<T: Serialize>(&self, folder: &str, items: &[T], next: &mut Option<u32>) -> Result<(), StoreError> {
+    async fn append_chunk<T: Serialize>(
+        &self,
+        folder: &str,
+        items: &[T],
+        next: &mut Option<u32>,
+    ) -> Result<(), StoreError> {
         let mut text = Vec::new();
         for item in items {
             let line = serde_json::to_vec(item).map_err(|e| StoreError::Corrupt {

@@ -43,13 +43,13 @@ pub fn default_store_url() -> Result<String, StoreError> {
         return Ok(url);
     }
     let home = weft_home()?;
-    let home = if home.is_absolute() {
-        home
-    } else {
-        std::env::current_dir().map(|cwd| cwd.join(&home)).unwrap_or(home)
-    };
+    let home =
+        if home.is_absolute() { home } else { std::env::current_dir().map(|cwd| cwd.join(&home)).unwrap_or(home) };
     Url::from_directory_path(&home).map(|u| u.to_string().trim_end_matches('/').to_owned()).map_err(|()| {
-        StoreError::BadUrl { url: home.display().to_string(), reason: "WEFT_HOME is not a usable directory path".into() }
+        StoreError::BadUrl {
+            url: home.display().to_string(),
+            reason: "WEFT_HOME is not a usable directory path".into(),
+        }
     })
 }
 
@@ -104,11 +104,8 @@ impl StoreLocation {
 
     /// Builds the object store and the prefix of weft's root in it.
     pub(super) fn connect(&self, options: &[(String, String)]) -> Result<(Arc<dyn ObjectStore>, Path), StoreError> {
-        let bad_option = |key: &str, reason: String| StoreError::BadOption {
-            url: self.url.clone(),
-            key: key.to_owned(),
-            reason,
-        };
+        let bad_option =
+            |key: &str, reason: String| StoreError::BadOption { url: self.url.clone(), key: key.to_owned(), reason };
         let mut retry = object_store::RetryConfig { retry_timeout: DEFAULT_RETRY_TIMEOUT, ..Default::default() };
         let mut backend_options = Vec::new();
         for (key, value) in options {
@@ -147,17 +144,20 @@ impl StoreLocation {
             ObjectStoreScheme::AmazonS3 => {
                 let mut builder = object_store::aws::AmazonS3Builder::from_env().with_url(self.parsed.as_str());
                 for (key, value) in backend_options {
-                    let parsed = key.parse().map_err(|_| bad_option(key, unknown_option("S3", "endpoint, region, allow_http")))?;
+                    let parsed = key
+                        .parse()
+                        .map_err(|_| bad_option(key, unknown_option("S3", "endpoint, region, allow_http")))?;
                     builder = builder.with_config(parsed, value);
                 }
                 Arc::new(builder.with_retry(retry).build().map_err(build_error)?)
             }
             ObjectStoreScheme::GoogleCloudStorage => {
-                let mut builder = object_store::gcp::GoogleCloudStorageBuilder::from_env().with_url(self.parsed.as_str());
+                let mut builder =
+                    object_store::gcp::GoogleCloudStorageBuilder::from_env().with_url(self.parsed.as_str());
                 for (key, value) in backend_options {
-                    let parsed = key
-                        .parse()
-                        .map_err(|_| bad_option(key, unknown_option("GCS", "service_account_key, base_url, allow_http")))?;
+                    let parsed = key.parse().map_err(|_| {
+                        bad_option(key, unknown_option("GCS", "service_account_key, base_url, allow_http"))
+                    })?;
                     builder = builder.with_config(parsed, value);
                 }
                 Arc::new(builder.with_retry(retry).build().map_err(build_error)?)
@@ -165,16 +165,19 @@ impl StoreLocation {
             ObjectStoreScheme::MicrosoftAzure => {
                 let mut builder = object_store::azure::MicrosoftAzureBuilder::from_env().with_url(self.parsed.as_str());
                 for (key, value) in backend_options {
-                    let parsed = key
-                        .parse()
-                        .map_err(|_| bad_option(key, unknown_option("Azure", "account_name, access_key, endpoint, use_emulator")))?;
+                    let parsed = key.parse().map_err(|_| {
+                        bad_option(key, unknown_option("Azure", "account_name, access_key, endpoint, use_emulator"))
+                    })?;
                     builder = builder.with_config(parsed, value);
                 }
                 Arc::new(builder.with_retry(retry).build().map_err(build_error)?)
             }
             ObjectStoreScheme::Http => unreachable!("refused by StoreLocation::parse"),
             _ => {
-                return Err(StoreError::BadUrl { url: self.url.clone(), reason: "this kind of store is not supported".into() });
+                return Err(StoreError::BadUrl {
+                    url: self.url.clone(),
+                    reason: "this kind of store is not supported".into(),
+                });
             }
         };
         Ok((store, self.prefix.clone()))

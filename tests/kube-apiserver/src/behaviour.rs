@@ -1,7 +1,9 @@
 //! Test hooks: what the simulated scheduler and kubelet do to a pod other
 //! than run it, chosen per Job by the pod-template annotation
 //! `weft.test/behaviour` or later per pod by
-//! [`TestApiServer::trigger`](crate::TestApiServer::trigger).
+//! [`TestApiServer::trigger`](crate::TestApiServer::trigger). A real
+//! cluster ignores them; a test that must also run against one uses the
+//! real-world trigger named on each variant instead (see the crate docs).
 
 use std::fmt;
 use std::str::FromStr;
@@ -20,20 +22,27 @@ pub enum Behaviour {
     Normal,
     /// `pending`: never scheduled (PodScheduled=False, Unschedulable,
     /// `0/3 nodes are available: 3 Insufficient memory.`, FailedScheduling).
+    /// Real-world trigger: a `nodeSelector` the node does not match.
     Pending,
     /// `slow-pull:<seconds>`: waiting in ContainerCreating that long
-    /// (Pulling event), then run.
+    /// (Pulling event), then run. Real-world equivalent: a pull of an image
+    /// the node has not cached, which takes `Config::pull_delay`.
     SlowPull(Duration),
     /// `image-pull-error`: waiting in ErrImagePull, then ImagePullBackOff,
-    /// for ever (Failed and BackOff events).
+    /// for ever (Failed and BackOff events). Real-world trigger: an image
+    /// from a registry under `.invalid`.
     ImagePullError,
-    /// `invalid-image`: waiting in InvalidImageName for ever.
+    /// `invalid-image`: waiting in InvalidImageName for ever. Real-world
+    /// trigger: an image name that does not parse, such as `Weft:Bad`.
     InvalidImage,
     /// `oom-after:<seconds>`: run, then SIGKILL after that long, reported
-    /// as terminated `OOMKilled`, exit code 137.
+    /// as terminated `OOMKilled`, exit code 137. Real-world trigger: a
+    /// process using more than `resources.limits.memory`.
     OomAfter(Duration),
     /// `evict-after:<seconds>`: run, then killed after that long; the pod
-    /// ends Failed with reason `Evicted`.
+    /// ends Failed with reason `Evicted`, as node-pressure eviction leaves
+    /// it. The eviction API (`POST pods/{name}/eviction`) is the
+    /// real-world way to evict, but it deletes the pod instead.
     EvictAfter(Duration),
 }
 

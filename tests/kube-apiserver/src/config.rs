@@ -32,7 +32,9 @@ pub struct Config {
     pub pod_backoff: Duration,
     /// Scheduler: time between a pod's creation and its binding to the node.
     pub schedule_delay: Duration,
-    /// Kubelet: time an image pull takes (`slow-pull:N` replaces it).
+    /// Kubelet: time an image pull takes (`slow-pull:N` replaces it). A
+    /// pull happens when the image is not in the node's cache yet, or
+    /// always with `imagePullPolicy: Always`.
     pub pull_delay: Duration,
     /// Kubelet: time between `ErrImagePull` and `ImagePullBackOff`.
     pub image_pull_backoff_delay: Duration,
@@ -50,6 +52,12 @@ pub struct Config {
     pub extra_env: BTreeMap<String, String>,
     /// The one node's name, as pods' `spec.nodeName` shows it.
     pub node_name: String,
+    /// Scheduler: labels of the one node on top of the ones every node has
+    /// (`kubernetes.io/hostname=<node_name>`, `kubernetes.io/os=linux`,
+    /// `kubernetes.io/arch=amd64`); a pod whose `spec.nodeSelector` they do
+    /// not satisfy is never scheduled, as on a real cluster with no such
+    /// node.
+    pub node_labels: BTreeMap<String, String>,
 }
 
 impl Default for Config {
@@ -70,7 +78,25 @@ impl Default for Config {
             command_rewrites: BTreeMap::new(),
             extra_env: BTreeMap::new(),
             node_name: "weft-test-node".to_owned(),
+            node_labels: BTreeMap::new(),
         }
+    }
+}
+
+impl Config {
+    /// Every label of the one node: the well-known ones, then
+    /// [`node_labels`](Self::node_labels).
+    pub(crate) fn all_node_labels(&self) -> BTreeMap<String, String> {
+        let mut labels: BTreeMap<String, String> = [
+            ("kubernetes.io/hostname", self.node_name.as_str()),
+            ("kubernetes.io/os", "linux"),
+            ("kubernetes.io/arch", "amd64"),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect();
+        labels.extend(self.node_labels.clone());
+        labels
     }
 }
 
@@ -81,7 +107,8 @@ impl Default for Config {
 pub struct DenyRule {
     /// `get`, `list`, `watch`, `create` or `delete`, or `"*"`.
     pub verb: String,
-    /// `jobs`, `pods`, `pods/log`, `events` or `secrets`, or `"*"`.
+    /// `jobs`, `pods`, `pods/log`, `pods/eviction`, `events` or `secrets`,
+    /// or `"*"`.
     pub resource: String,
     /// The namespace, or `None` for all.
     pub namespace: Option<String>,

@@ -1,6 +1,7 @@
 //! `/version` and the discovery documents (`/api`, `/apis`, `/api/v1`,
 //! `/apis/batch`, `/apis/batch/v1`, and the aggregated v2 form of `/api`
-//! and `/apis`), listing only what this server serves.
+//! and `/apis`), listing only what this server serves, subresources
+//! (`pods/log`, `pods/eviction`, `jobs/status`) included.
 
 use serde_json::{Value, json};
 
@@ -62,6 +63,33 @@ fn resources_of(group_version: &str) -> Vec<Resource> {
     Resource::ALL.into_iter().filter(|r| r.api_version() == group_version).collect()
 }
 
+/// A served subresource, as discovery lists it.
+struct Subresource {
+    name: &'static str,
+    kind: &'static str,
+    /// Group and version of `kind` when they are not the resource's
+    /// (`pods/eviction` takes a policy/v1 Eviction).
+    group_version: Option<(&'static str, &'static str)>,
+    verbs: &'static [&'static str],
+}
+
+/// The subresources served, in the real server's (alphabetical) order.
+fn subresources(resource: Resource) -> &'static [Subresource] {
+    match resource {
+        Resource::Pods => &[
+            Subresource {
+                name: "eviction",
+                kind: "Eviction",
+                group_version: Some(("policy", "v1")),
+                verbs: &["create"],
+            },
+            Subresource { name: "log", kind: "Pod", group_version: None, verbs: &["get"] },
+        ],
+        Resource::Jobs => &[Subresource { name: "status", kind: "Job", group_version: None, verbs: &["get"] }],
+        Resource::Events | Resource::Secrets => &[],
+    }
+}
+
 /// The APIResourceList of `v1` or `batch/v1`.
 pub(crate) fn resource_list(group_version: &str) -> Value {
     let mut resources = Vec::new();
@@ -74,19 +102,19 @@ pub(crate) fn resource_list(group_version: &str) -> Value {
             "verbs": resource.verbs(),
             "shortNames": resource.short_names(),
         }));
-        let sub = match resource {
-            Resource::Pods => Some(("log", "Pod")),
-            Resource::Jobs => Some(("status", "Job")),
-            _ => None,
-        };
-        if let Some((sub, kind)) = sub {
-            resources.push(json!({
-                "name": format!("{}/{sub}", resource.plural()),
+        for sub in subresources(resource) {
+            let mut entry = json!({
+                "name": format!("{}/{}", resource.plural(), sub.name),
                 "singularName": "",
                 "namespaced": true,
-                "kind": kind,
-                "verbs": ["get"],
-            }));
+                "kind": sub.kind,
+                "verbs": sub.verbs,
+            });
+            if let (Some((group, version)), Some(map)) = (sub.group_version, entry.as_object_mut()) {
+                map.insert("group".into(), json!(group));
+                map.insert("version".into(), json!(version));
+            }
+            resources.push(entry);
         }
     }
     json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources})
@@ -96,6 +124,17 @@ fn aggregated_group(name: Option<&str>, group_version: &str) -> Value {
     let resources: Vec<Value> = resources_of(group_version)
         .into_iter()
         .map(|r| {
+            let subresources: Vec<Value> = subresources(r)
+                .iter()
+                .map(|sub| {
+                    let (group, version) = sub.group_version.unwrap_or(("", ""));
+                    json!({
+                        "subresource": sub.name,
+                        "responseKind": {"group": group, "version": version, "kind": sub.kind},
+                        "verbs": sub.verbs,
+                    })
+                })
+                .collect();
             json!({
                 "resource": r.plural(),
                 "responseKind": {"group": r.group(), "version": "v1", "kind": r.kind()},
@@ -103,6 +142,7 @@ fn aggregated_group(name: Option<&str>, group_version: &str) -> Value {
                 "singularResource": r.singular(),
                 "verbs": r.verbs(),
                 "shortNames": r.short_names(),
+                "subresources": subresources,
             })
         })
         .collect();

@@ -1,6 +1,6 @@
 //! The HTTP side: connections, request accounting, routing a path to a
 //! resource and verb, authorization, and each verb's handler (create, get,
-//! list, watch, delete, pod logs).
+//! list, watch, delete, pod logs, pod eviction).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -110,7 +110,7 @@ fn parse_target(segments: &[&str]) -> Option<Target> {
     let resource = Resource::from_plural(plural)?;
     let subresource_ok = matches!(
         (resource, subresource.as_deref()),
-        (_, None) | (Resource::Pods, Some("log")) | (Resource::Jobs, Some("status"))
+        (_, None) | (Resource::Pods, Some("log" | "eviction")) | (Resource::Jobs, Some("status"))
     );
     let valid = (resource.group() == "batch") == batch && (name.is_none() || namespace.is_some()) && subresource_ok;
     valid.then_some(Target { resource, namespace, name, subresource })
@@ -153,15 +153,16 @@ async fn route(shared: &Arc<Shared>, request: Request<Incoming>) -> Result<Respo
 
     let target = parse_target(&segments).ok_or_else(ApiError::no_route)?;
     let resource = target.resource;
-    let verb = match (request.method(), &target.name, &target.namespace) {
-        (&Method::GET, None, _) if watch::is_watch(&query) => "watch",
-        (&Method::GET, None, _) => "list",
-        (&Method::POST, None, Some(_)) if target.subresource.is_none() => "create",
-        (&Method::GET, Some(_), _) => "get",
-        (&Method::DELETE, Some(_), _) if target.subresource.is_none() => "delete",
+    let verb = match (request.method(), &target.name, &target.namespace, target.subresource.as_deref()) {
+        (&Method::GET, None, _, _) if watch::is_watch(&query) => "watch",
+        (&Method::GET, None, _, _) => "list",
+        (&Method::POST, None, Some(_), None) | (&Method::POST, Some(_), Some(_), Some("eviction")) => "create",
+        (&Method::GET, Some(_), _, sub) if sub != Some("eviction") => "get",
+        (&Method::DELETE, Some(_), _, None) => "delete",
         _ => return Err(ApiError::method_not_allowed(resource)),
     };
-    if !resource.verbs().contains(&verb) {
+    // A subresource's verbs are the ones matched above.
+    if target.subresource.is_none() && !resource.verbs().contains(&verb) {
         return Err(ApiError::method_not_allowed(resource));
     }
     {
@@ -206,9 +207,10 @@ async fn route(shared: &Arc<Shared>, request: Request<Incoming>) -> Result<Respo
         }
         "create" => {
             let body = read_body(request).await?;
-            match resource {
-                Resource::Jobs => create_job(shared, &namespace, &body),
-                Resource::Secrets => create_secret(shared, &namespace, &body),
+            match (resource, target.subresource.as_deref()) {
+                (Resource::Pods, Some("eviction")) => evict(shared, &namespace, &name, &body),
+                (Resource::Jobs, None) => create_job(shared, &namespace, &body),
+                (Resource::Secrets, None) => create_secret(shared, &namespace, &body),
                 _ => Err(ApiError::method_not_allowed(resource)),
             }
         }
@@ -259,38 +261,45 @@ fn list(shared: &Arc<Shared>, target: &Target, query: &HashMap<String, String>) 
 
 /// Parses a create body as an object of `resource`.
 fn decode(body: &[u8], resource: Resource) -> Result<Value, ApiError> {
+    decode_as(body, resource.kind(), &[resource.api_version()])
+}
+
+/// Parses a request body as an object of `kind`, in one of `api_versions`
+/// when it names one (a body without `kind` or `apiVersion` is taken as
+/// the one the path implies).
+fn decode_as(body: &[u8], kind: &str, api_versions: &[&str]) -> Result<Value, ApiError> {
     let unrecognized = |detail: String| {
-        ApiError::bad_request(format!(
-            "the object provided is unrecognized (must be of type {}): {detail}",
-            resource.kind()
-        ))
+        ApiError::bad_request(format!("the object provided is unrecognized (must be of type {kind}): {detail}"))
     };
     let object: Value = serde_json::from_slice(body)
         .map_err(|e| unrecognized(format!("couldn't get version/kind; json parse error: {e}")))?;
     if !object.is_object() {
         return Err(unrecognized("couldn't get version/kind; json parse error: not an object".to_owned()));
     }
-    if let Some(kind) = object.get("kind").and_then(Value::as_str)
-        && kind != resource.kind()
+    if let Some(given) = object.get("kind").and_then(Value::as_str)
+        && given != kind
     {
-        return Err(unrecognized(format!("kind {kind:?} does not match")));
+        return Err(unrecognized(format!("kind {given:?} does not match")));
     }
     if let Some(version) = object.get("apiVersion").and_then(Value::as_str)
-        && version != resource.api_version()
+        && !api_versions.contains(&version)
     {
         return Err(unrecognized(format!("apiVersion {version:?} does not match")));
     }
     Ok(object)
 }
 
+/// The real server's 400 for a body it could not decode as a `resource`.
+fn cannot_handle(resource: Resource, detail: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(format!(
+        "{kind} in version \"v1\" cannot be handled as a {kind}: {detail}",
+        kind = resource.kind()
+    ))
+}
+
 /// The typed decode the real server does: wrong field types are 400.
 fn check_types<T: serde::de::DeserializeOwned>(object: &Value, resource: Resource) -> Result<(), ApiError> {
-    serde_json::from_value::<T>(object.clone()).map(|_| ()).map_err(|e| {
-        ApiError::bad_request(format!(
-            "{kind} in version \"v1\" cannot be handled as a {kind}: {e}",
-            kind = resource.kind()
-        ))
-    })
+    serde_json::from_value::<T>(object.clone()).map(|_| ()).map_err(|e| cannot_handle(resource, e))
 }
 
 /// The name to create under: `metadata.name`, or `generateName` and five
@@ -344,6 +353,9 @@ fn prepare_create(object: &mut Value, resource: Resource, namespace: &str) -> Re
 fn create_job(shared: &Arc<Shared>, namespace: &str, body: &[u8]) -> Result<Response<Body>, ApiError> {
     let mut job = decode(body, Resource::Jobs)?;
     check_types::<k8s_openapi::api::batch::v1::Job>(&job, Resource::Jobs)?;
+    // Quantities are parsed while decoding, so a bad one is a 400, not a
+    // 422 naming the field.
+    validation::parse_quantities(&job).map_err(|error| cannot_handle(Resource::Jobs, error))?;
     let name = prepare_create(&mut job, Resource::Jobs, namespace)?;
     let uid = util::uid();
     util::metadata(&mut job).insert("uid".into(), json!(uid));
@@ -454,6 +466,38 @@ fn delete(
             Ok(json_response(StatusCode::OK, &removed))
         }
     }
+}
+
+/// `POST .../pods/{name}/eviction`: the Eviction API. There are no
+/// PodDisruptionBudgets here, so every eviction is allowed: a pod that has
+/// not ended gets the `DisruptionTarget` condition, then any pod is deleted
+/// as `DELETE` deletes it, with the `deleteOptions` grace period if given.
+fn evict(shared: &Arc<Shared>, namespace: &str, name: &str, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    let eviction = decode_as(body, "Eviction", &["policy/v1", "policy/v1beta1"])?;
+    if util::str_at(&eviction, "/metadata/namespace").is_some_and(|ns| !ns.is_empty() && ns != namespace) {
+        return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
+    }
+    if util::str_at(&eviction, "/metadata/name") != Some(name) {
+        return Err(ApiError::bad_request("name in URL does not match name in Eviction object"));
+    }
+    if eviction.pointer("/deleteOptions/dryRun").and_then(Value::as_array).is_some_and(|d| !d.is_empty()) {
+        return Err(ApiError::bad_request("dryRun is not supported by this test API server"));
+    }
+    let grace = eviction.pointer("/deleteOptions/gracePeriodSeconds").and_then(Value::as_i64);
+    let mut state = shared.lock();
+    kubelet::add_disruption_target(
+        shared,
+        &mut state,
+        namespace,
+        name,
+        "EvictionByEvictionAPI",
+        "Eviction API: evicting",
+    )?;
+    kubelet::delete_pod(shared, &mut state, namespace, name, grace)?;
+    let success = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"});
+    Ok(json_response(StatusCode::CREATED, &success))
 }
 
 /// `GET .../pods/{name}/log`: the first container's output, as text.
@@ -579,6 +623,10 @@ mod tests {
         );
         assert_eq!(target("/api/v1/jobs"), None);
         assert_eq!(target("/apis/batch/v1/pods"), None);
+        assert_eq!(
+            target("/api/v1/namespaces/ns/pods/p/eviction"),
+            Some((Resource::Pods, Some("ns".into()), Some("p".into()), Some("eviction".into())))
+        );
         assert_eq!(target("/api/v1/namespaces/ns/secrets/s/log"), None);
         assert_eq!(target("/api/v1/pods/p"), None);
     }

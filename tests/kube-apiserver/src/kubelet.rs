@@ -1,9 +1,12 @@
 //! The simulated scheduler and kubelet: each pod gets a task that binds it
-//! to the node, "pulls" its image, runs its first container's command as a
-//! local process (environment from `env` and `envFrom` Secrets, output to
-//! the pod log), reports statuses and events as the real ones word them,
-//! kills the process on deletion (SIGTERM, SIGKILL after the grace period)
-//! and applies the test [`Behaviour`] hooks.
+//! to the node (unless its `nodeSelector` does not match the node's
+//! labels), "pulls" its image (reference parsing, pull policy, the node's
+//! image cache, unpullable `.invalid` registries), runs its first
+//! container's command as a local process (environment from `env` and
+//! `envFrom` Secrets, output to the pod log), OOM-kills it past its memory
+//! limit, reports statuses and events as the real ones word them, kills the
+//! process on deletion (SIGTERM, SIGKILL after the grace period) and
+//! applies the test [`Behaviour`] hooks.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,12 +23,14 @@ use tokio::io::AsyncReadExt;
 use tokio::process::Child;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
+use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::behaviour::{BEHAVIOUR_ANNOTATION, Behaviour};
 use crate::controller;
 use crate::events::{self, Severity, Source};
+use crate::image::{self, ImageReference};
 use crate::logs::LogBuffer;
+use crate::quantity;
 use crate::resource::Resource;
 use crate::server::{PodHandle, Shared, State};
 use crate::status::ApiError;
@@ -43,6 +48,16 @@ pub(crate) enum PodCommand {
 
 /// The message `pending` pods report.
 const UNSCHEDULABLE: &str = "0/3 nodes are available: 3 Insufficient memory.";
+/// The scheduler's message for a pod whose `nodeSelector` the one node
+/// does not match.
+const NODE_SELECTOR_MISMATCH: &str = "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.";
+/// The image size the `Pulled` event reports.
+const IMAGE_SIZE: u64 = 4_270_397;
+/// How often a container with a memory limit has its memory measured.
+const MEMORY_SAMPLE_INTERVAL: Duration = Duration::from_millis(20);
+/// How often the kubelet looks again for what a waiting container lacks
+/// (a Secret, an image under `imagePullPolicy: Never`).
+const RETRY_INTERVAL: Duration = Duration::from_millis(200);
 /// The message evicted pods report.
 const EVICTED: &str = "The node was low on resource: memory.";
 
@@ -221,6 +236,38 @@ pub(crate) fn delete_pod(
     Ok(marked)
 }
 
+/// Adds a `DisruptionTarget` condition (True, with `reason` and `message`)
+/// to a pod that has not ended, as the eviction API and preemption do
+/// before deleting it. Returns the pod as it now is.
+pub(crate) fn add_disruption_target(
+    shared: &Arc<Shared>,
+    state: &mut State,
+    namespace: &str,
+    name: &str,
+    reason: &str,
+    message: &str,
+) -> Result<Value, ApiError> {
+    let key = ObjectKey::new(Resource::Pods, namespace, name);
+    let pod = state.store.get(&key).cloned().ok_or_else(|| ApiError::not_found(Resource::Pods, name))?;
+    if controller::is_terminal(&pod) {
+        return Ok(pod);
+    }
+    let marked = state
+        .store
+        .modify(&key, |pod| set_condition(pod, "DisruptionTarget", true, Some(reason), Some(message)))
+        .ok_or_else(|| ApiError::not_found(Resource::Pods, name))?;
+    controller::pod_changed(shared, state, &marked);
+    Ok(marked)
+}
+
+/// Whether the one node's labels satisfy the pod's `spec.nodeSelector`.
+fn node_matches(config: &crate::Config, pod: &Value) -> bool {
+    let labels = config.all_node_labels();
+    pod.pointer("/spec/nodeSelector").and_then(Value::as_object).is_none_or(|selector| {
+        selector.iter().all(|(key, value)| labels.get(key).map(String::as_str) == value.as_str())
+    })
+}
+
 /// Removes a pod whose kubelet has finished with it.
 fn remove_pod(shared: &Arc<Shared>, namespace: &str, name: &str) {
     let mut state = shared.lock();
@@ -368,14 +415,23 @@ impl Kubelet {
     async fn prepare(&mut self) -> Result<Option<Running>, Stop> {
         let config = self.shared.config.clone();
         self.wait_for(config.schedule_delay).await?;
-        let mut reported = false;
-        while self.behaviour == Behaviour::Pending {
-            if !reported {
+        // Unschedulable for as long as the hook says so or the node does
+        // not match; the scheduler reports each reason once.
+        let mut reported = None;
+        loop {
+            let unschedulable = if self.behaviour == Behaviour::Pending {
+                UNSCHEDULABLE
+            } else if !self.pod().is_some_and(|pod| node_matches(&config, &pod)) {
+                NODE_SELECTOR_MISMATCH
+            } else {
+                break;
+            };
+            if reported != Some(unschedulable) {
                 self.update(|pod| {
-                    set_condition(pod, "PodScheduled", false, Some("Unschedulable"), Some(UNSCHEDULABLE));
+                    set_condition(pod, "PodScheduled", false, Some("Unschedulable"), Some(unschedulable));
                 })?;
-                self.event(Severity::Warning, "FailedScheduling", UNSCHEDULABLE, false);
-                reported = true;
+                self.event(Severity::Warning, "FailedScheduling", unschedulable, false);
+                reported = Some(unschedulable);
             }
             self.wait(None).await?;
         }
@@ -412,48 +468,7 @@ impl Kubelet {
         let spec: PodSpec = serde_json::from_value(pod.get("spec").cloned().unwrap_or_default()).unwrap_or_default();
         let Some(container) = spec.containers.first().cloned() else { return Ok(None) };
         let image = container.image.clone().unwrap_or_default();
-        loop {
-            self.event(Severity::Normal, "Pulling", &format!("Pulling image \"{image}\""), true);
-            match self.behaviour {
-                Behaviour::SlowPull(duration) => {
-                    self.wait_for(duration).await?;
-                    break;
-                }
-                Behaviour::ImagePullError => {
-                    self.wait_for(config.pull_delay).await?;
-                    let rpc = format!(
-                        "rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": not found"
-                    );
-                    self.update(|pod| set_waiting(pod, "ErrImagePull", Some(&rpc)))?;
-                    self.event(Severity::Warning, "Failed", &format!("Failed to pull image \"{image}\": {rpc}"), true);
-                    self.event(Severity::Warning, "Failed", "Error: ErrImagePull", true);
-                    self.wait_for(config.image_pull_backoff_delay).await?;
-                    let backoff = format!("Back-off pulling image \"{image}\"");
-                    self.update(|pod| set_waiting(pod, "ImagePullBackOff", Some(&backoff)))?;
-                    self.event(Severity::Normal, "BackOff", &backoff, true);
-                    self.event(Severity::Warning, "Failed", "Error: ImagePullBackOff", true);
-                    self.wait(None).await?;
-                }
-                Behaviour::InvalidImage => {
-                    let message = format!(
-                        "Failed to apply default image tag \"{image}\": couldn't parse image name \"{image}\": invalid reference format"
-                    );
-                    self.update(|pod| set_waiting(pod, "InvalidImageName", Some(&message)))?;
-                    self.event(Severity::Warning, "InspectFailed", &message, true);
-                    self.event(Severity::Warning, "Failed", "Error: InvalidImageName", true);
-                    self.wait(None).await?;
-                }
-                _ => {
-                    self.wait_for(config.pull_delay).await?;
-                    break;
-                }
-            }
-        }
-        let pulled = format!(
-            "Successfully pulled image \"{image}\" in {ms}ms ({ms}ms including waiting). Image size: 4270397 bytes.",
-            ms = config.pull_delay.as_millis()
-        );
-        self.event(Severity::Normal, "Pulled", &pulled, true);
+        self.ensure_image(&image, container.image_pull_policy.as_deref()).await?;
 
         // Environment: a missing Secret holds the container back until it
         // appears, as the kubelet retries.
@@ -471,7 +486,7 @@ impl Kubelet {
                         self.event(Severity::Warning, "Failed", &format!("Error: {message}"), true);
                         reported = true;
                     }
-                    self.wait_for(Duration::from_millis(200)).await?;
+                    self.wait_for(RETRY_INTERVAL).await?;
                 }
             }
         };
@@ -514,6 +529,112 @@ impl Kubelet {
                 Ok(None)
             }
         }
+    }
+
+    /// The kubelet's `EnsureImageExists`: the test hooks first, then the
+    /// reference (one that does not parse waits in `InvalidImageName`), the
+    /// pull policy and the node's cache. Returns once the image is there.
+    async fn ensure_image(&mut self, image: &str, policy: Option<&str>) -> Result<(), Stop> {
+        let pull_delay = self.shared.config.pull_delay;
+        let policy = policy.unwrap_or_else(|| image::default_pull_policy(image));
+        let mut never_reported = false;
+        loop {
+            let reference = ImageReference::parse(image);
+            match self.behaviour {
+                Behaviour::SlowPull(duration) => {
+                    self.pull(image, reference.ok().as_ref(), duration).await?;
+                    return Ok(());
+                }
+                Behaviour::ImagePullError => {
+                    let rpc = format!(
+                        "rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": not found"
+                    );
+                    self.failed_pull(image, &rpc).await?;
+                    continue;
+                }
+                Behaviour::InvalidImage => {
+                    let message = image::invalid_name_message(image, "invalid reference format");
+                    self.invalid_image(&message).await?;
+                    continue;
+                }
+                _ => {}
+            }
+            let reference = match reference {
+                Ok(reference) => reference,
+                Err(error) => {
+                    self.invalid_image(&image::invalid_name_message(image, &error)).await?;
+                    continue;
+                }
+            };
+            let present = self.shared.lock().images.contains(&reference.normalized());
+            if policy == "Always" || (!present && policy != "Never") {
+                match reference.pull_error() {
+                    None => return self.pull(image, Some(&reference), pull_delay).await,
+                    Some(error) => {
+                        self.failed_pull(image, &error).await?;
+                        continue;
+                    }
+                }
+            }
+            if present {
+                let message = format!("Container image \"{image}\" already present on machine");
+                self.event(Severity::Normal, "Pulled", &message, true);
+                return Ok(());
+            }
+            // `Never` and not cached: the kubelet keeps looking, as another
+            // pod may pull the image.
+            if !never_reported {
+                let message = format!("Container image \"{image}\" is not present with pull policy of Never");
+                self.update(|pod| set_waiting(pod, "ErrImageNeverPull", Some(&message)))?;
+                self.event(Severity::Warning, "ErrImageNeverPull", &message, true);
+                self.event(Severity::Warning, "Failed", "Error: ErrImageNeverPull", true);
+                never_reported = true;
+            }
+            self.wait_for(RETRY_INTERVAL).await?;
+        }
+    }
+
+    /// A pull that succeeds after `duration`: `Pulling`, then `Pulled`, and
+    /// the image is in the node's cache.
+    async fn pull(&mut self, image: &str, reference: Option<&ImageReference>, duration: Duration) -> Result<(), Stop> {
+        let started = Instant::now();
+        self.event(Severity::Normal, "Pulling", &format!("Pulling image \"{image}\""), true);
+        self.wait_for(duration).await?;
+        if let Some(reference) = reference {
+            self.shared.lock().images.insert(reference.normalized());
+        }
+        let took = image::go_duration(started.elapsed());
+        let pulled = format!(
+            "Successfully pulled image \"{image}\" in {took} ({took} including waiting). Image size: {IMAGE_SIZE} bytes."
+        );
+        self.event(Severity::Normal, "Pulled", &pulled, true);
+        Ok(())
+    }
+
+    /// A pull that fails with `message` after `pull_delay`: `Pulling`, then
+    /// `ErrImagePull` and its `Failed` events, then `ImagePullBackOff`,
+    /// until a trigger.
+    async fn failed_pull(&mut self, image: &str, message: &str) -> Result<(), Stop> {
+        self.event(Severity::Normal, "Pulling", &format!("Pulling image \"{image}\""), true);
+        self.wait_for(self.shared.config.pull_delay).await?;
+        self.update(|pod| set_waiting(pod, "ErrImagePull", Some(message)))?;
+        self.event(Severity::Warning, "Failed", &format!("Failed to pull image \"{image}\": {message}"), true);
+        self.event(Severity::Warning, "Failed", "Error: ErrImagePull", true);
+        self.wait_for(self.shared.config.image_pull_backoff_delay).await?;
+        let backoff = format!("Back-off pulling image \"{image}\"");
+        self.update(|pod| set_waiting(pod, "ImagePullBackOff", Some(&backoff)))?;
+        self.event(Severity::Normal, "BackOff", &backoff, true);
+        self.event(Severity::Warning, "Failed", "Error: ImagePullBackOff", true);
+        self.wait(None).await
+    }
+
+    /// An image name that does not parse: `InvalidImageName` with `message`
+    /// (and the `InspectFailed` event), until a trigger.
+    async fn invalid_image(&mut self, message: &str) -> Result<(), Stop> {
+        self.update(|pod| set_waiting(pod, "InvalidImageName", Some(message)))?;
+        self.event(Severity::Warning, "InspectFailed", message, true);
+        self.event(Severity::Warning, "Failed", "Error: InvalidImageName", true);
+        self.wait(None).await
     }
 
     /// Starts the first container's command as a local process group.
@@ -589,6 +710,14 @@ impl Kubelet {
             Behaviour::EvictAfter(d) => after(d),
             _ => None,
         };
+        // Past its memory limit the container is OOM-killed, as the kernel
+        // does to a cgroup; here its memory is sampled instead.
+        let memory_limit = self
+            .pod()
+            .and_then(|pod| util::str_at(&pod, "/spec/containers/0/resources/limits/memory").and_then(quantity::bytes));
+        let mut memory_samples = tokio::time::interval(MEMORY_SAMPLE_INTERVAL);
+        memory_samples.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let pgid = running.pgid;
         let end = loop {
             tokio::select! {
                 status = running.child.wait() => break match status {
@@ -609,11 +738,15 @@ impl Kubelet {
                 },
                 () = sleep_until(oom_at) => break End::Oom,
                 () = sleep_until(evict_at) => break End::Evicted,
+                _ = memory_samples.tick(), if memory_limit.is_some() => {
+                    if memory_limit.is_some_and(|limit| group_rss(pgid) > limit) {
+                        break End::Oom;
+                    }
+                }
             }
         };
         let container =
             self.pod().and_then(|p| util::str_at(&p, "/spec/containers/0/name").map(str::to_owned)).unwrap_or_default();
-        let pgid = running.pgid;
         let killed = |child: &mut Child| {
             kill_group(pgid, Signal::SIGKILL);
             let _ = child.start_kill();
@@ -710,6 +843,33 @@ impl Kubelet {
             }
         }
     }
+}
+
+/// Resident memory of a container, in bytes: the sum over the processes of
+/// its process group, as a memory cgroup would count them all.
+fn group_rss(pgid: i32) -> u64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| process_group(*pid) == Some(pgid))
+        .filter_map(resident_bytes)
+        .sum()
+}
+
+/// The process group of `pid`, from `/proc/<pid>/stat`: `pid (comm) state
+/// ppid pgrp ...`, where `comm` may hold spaces and parentheses.
+fn process_group(pid: u32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..].split_whitespace().nth(2)?.parse().ok()
+}
+
+/// The resident set size of `pid`: `VmRSS` in `/proc/<pid>/status`, the
+/// same number as `statm`'s second field but in kB, not pages, whose size
+/// this crate has no portable way to ask.
+fn resident_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb = status.lines().find_map(|line| line.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim();
+    Some(kb.parse::<u64>().ok()? * 1024)
 }
 
 /// Conditions of a pod whose containers have all ended.

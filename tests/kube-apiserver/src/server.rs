@@ -3,7 +3,7 @@
 //! offers the test-side methods: URL and kubeconfig, denials, the request
 //! log, hooks, and pod logs and processes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -60,6 +60,9 @@ pub(crate) struct State {
     pub logs: HashMap<PodKey, Arc<LogBuffer>>,
     /// Job controller state, by Job uid.
     pub jobs: HashMap<String, JobRuntime>,
+    /// The node's image cache: normalized references of the images it has
+    /// pulled (`docker.io/library/busybox:1.36`).
+    pub images: BTreeSet<String>,
 }
 
 /// What every task shares.
@@ -113,6 +116,7 @@ impl TestApiServer {
             pods: HashMap::new(),
             logs: HashMap::new(),
             jobs: HashMap::new(),
+            images: BTreeSet::new(),
         };
         let shared = Arc::new(Shared {
             config,
@@ -214,20 +218,16 @@ impl TestApiServer {
     /// `Preempted` event, then a graceful delete.
     pub fn preempt(&self, namespace: &str, pod: &str) -> Result<(), Error> {
         let mut state = self.shared.lock();
-        let key = ObjectKey::new(Resource::Pods, namespace, pod);
         let no_such = || Error::NoSuchPod { namespace: namespace.to_owned(), name: pod.to_owned() };
-        let modified = state
-            .store
-            .modify(&key, |pod| {
-                kubelet::set_condition(
-                    pod,
-                    "DisruptionTarget",
-                    true,
-                    Some("PreemptionByScheduler"),
-                    Some("default-scheduler: preempting to accommodate a higher priority pod"),
-                );
-            })
-            .ok_or_else(no_such)?;
+        let modified = kubelet::add_disruption_target(
+            &self.shared,
+            &mut state,
+            namespace,
+            pod,
+            "PreemptionByScheduler",
+            "default-scheduler: preempting to accommodate a higher priority pod",
+        )
+        .map_err(|_| no_such())?;
         events::record(
             &mut state.store,
             &modified,

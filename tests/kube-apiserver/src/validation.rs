@@ -1,11 +1,13 @@
-//! What the real server does to a Job between decoding and storing it:
-//! defaulting (selector, `job-name` labels, pod-spec defaults) and the
-//! validation that turns a bad one into 422 Invalid. Only the checks a
-//! client is likely to trip are here.
+//! What the real server does to a Job between decoding and storing it: the
+//! quantity parsing of decoding (400), defaulting (selector, `job-name`
+//! labels, pod-spec defaults) and the validation that turns a bad one into
+//! 422 Invalid. Only the checks a client is likely to trip are here.
 
 use serde_json::{Map, Value, json};
 
 use crate::behaviour::{BEHAVIOUR_ANNOTATION, Behaviour};
+use crate::image;
+use crate::quantity;
 use crate::status::FieldError;
 use crate::util;
 
@@ -128,10 +130,7 @@ fn default_pod_spec(spec: &mut Map<String, Value>) {
     }
     if let Some(Value::Array(containers)) = spec.get_mut("containers") {
         for container in containers.iter_mut().filter_map(Value::as_object_mut) {
-            let image = container.get("image").and_then(Value::as_str).unwrap_or_default();
-            let tag = image.rsplit('/').next().and_then(|last| last.split_once(':')).map(|(_, tag)| tag);
-            let pull =
-                if image.contains('@') || tag.is_some_and(|t| t != "latest") { "IfNotPresent" } else { "Always" };
+            let pull = image::default_pull_policy(container.get("image").and_then(Value::as_str).unwrap_or_default());
             for (key, value) in [
                 ("terminationMessagePath", json!("/dev/termination-log")),
                 ("terminationMessagePolicy", json!("File")),
@@ -142,6 +141,39 @@ fn default_pod_spec(spec: &mut Map<String, Value>) {
             }
         }
     }
+}
+
+/// `(field, resource name, quantity)` of every container resource
+/// quantity of a Job's pod template:
+/// `("spec.template.spec.containers[0].resources.limits", "memory", "64Mi")`.
+fn container_quantities(job: &Value) -> Vec<(String, String, String)> {
+    let mut found = Vec::new();
+    for list in ["containers", "initContainers"] {
+        let containers = job.pointer(&format!("/spec/template/spec/{list}")).and_then(Value::as_array);
+        for (i, container) in containers.into_iter().flatten().enumerate() {
+            for kind in ["limits", "requests"] {
+                let Some(Value::Object(quantities)) = container.pointer(&format!("/resources/{kind}")) else {
+                    continue;
+                };
+                for (name, value) in quantities {
+                    let text = match value {
+                        Value::String(text) => text.clone(),
+                        other => other.to_string(),
+                    };
+                    found.push((format!("spec.template.spec.{list}[{i}].resources.{kind}"), name.clone(), text));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The quantity parsing the real server does while decoding a Job: `Err`
+/// is the parser's message, which the server answers with 400 (`Job in
+/// version "v1" cannot be handled as a Job: quantities must match ...`),
+/// before any validation and without naming the field.
+pub(crate) fn parse_quantities(job: &Value) -> Result<(), &'static str> {
+    container_quantities(job).iter().try_for_each(|(_, _, text)| quantity::parse(text).map(|_| ()))
 }
 
 /// Checks a defaulted Job the way the real server's validation would.
@@ -168,7 +200,24 @@ pub(crate) fn validate_job(job: &Value, name: &str) -> Vec<FieldError> {
                 if util::str_at(container, "/image").is_none_or(|i| i.trim().is_empty()) {
                     errors.push(FieldError::required(format!("{field}.image"), ""));
                 }
+                if let Some(policy) = util::str_at(container, "/imagePullPolicy")
+                    && !["Always", "IfNotPresent", "Never"].contains(&policy)
+                {
+                    errors.push(FieldError::not_supported(
+                        format!("{field}.imagePullPolicy"),
+                        policy,
+                        vec!["Always", "IfNotPresent", "Never"],
+                    ));
+                }
             }
+        }
+    }
+    for (field, name, text) in container_quantities(job) {
+        if quantity::parse(&text).is_ok_and(|value| value < 0.0) {
+            // The real message shows the quantity in canonical form; a
+            // negative one is usually written that way already.
+            let field = format!("{field}[{name}]");
+            errors.push(FieldError::invalid(field, &text, "must be greater than or equal to 0"));
         }
     }
     let restart = util::str_at(job, "/spec/template/spec/restartPolicy").unwrap_or("Always");
@@ -227,6 +276,29 @@ mod tests {
         let messages: Vec<String> = errors.iter().map(|e| format!("{}: {:?}", e.field, e.kind)).collect();
         assert!(errors.iter().all(|e| e.field == "spec.template.labels"), "{messages:?}");
         assert!(!errors.is_empty());
+    }
+
+    #[test]
+    fn quantities_fail_at_decoding_or_validation_as_on_a_real_server() {
+        let job = |memory: &str| {
+            let mut job = json!({"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [
+                {"name": "c", "image": "busybox:1.36", "resources": {"limits": {"memory": memory}}}
+            ]}}}});
+            default_job(&mut job, "j", "u");
+            job
+        };
+        assert_eq!(parse_quantities(&job("64Mi")), Ok(()));
+        assert_eq!(parse_quantities(&job("lots")), Err(quantity::FORMAT_WRONG));
+        let errors = validate_job(&job("-64Mi"), "j");
+        assert_eq!(
+            errors,
+            vec![FieldError::invalid(
+                "spec.template.spec.containers[0].resources.limits[memory]",
+                "-64Mi",
+                "must be greater than or equal to 0"
+            )]
+        );
+        assert_eq!(util::str_at(&job("1Gi"), "/spec/template/spec/containers/0/imagePullPolicy"), Some("IfNotPresent"));
     }
 
     #[test]

@@ -53,16 +53,33 @@ impl RateLimit {
     }
 }
 
+/// What the watches saw of the runs this agent has in hand, by run id.
 #[derive(Default)]
 struct Observed {
+    /// The runs in hand, and their Jobs' names: only their objects and
+    /// events are kept.
+    active: HashMap<String, String>,
     jobs: HashMap<String, Job>,
+    /// Pods as last seen; a deleted pod stays, as it was when deleted.
     pods: HashMap<String, Pod>,
     deleted: HashSet<String>,
-    logs: HashMap<String, Vec<String>>,
+    /// A pod's last lines, and whether they were read after it ended.
+    logs: HashMap<String, (Vec<String>, bool)>,
     /// Events by the name of the object they are about, not yet handed on.
     events: HashMap<String, Vec<(bool, String)>>,
-    /// Events already handed on, by uid.
-    seen_events: HashSet<String>,
+    /// Events already handed on: the name of their object, and their uid.
+    seen_events: HashSet<(String, String)>,
+}
+
+impl Observed {
+    fn in_hand(&self, metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<String> {
+        run_id(metadata).filter(|id| self.active.contains_key(id))
+    }
+
+    /// Whether an object of this name is a run's Job or one of its pods.
+    fn concerns_a_run(&self, name: &str) -> bool {
+        self.active.values().any(|job| of_job(job, name))
+    }
 }
 
 /// Normal events worth a person's attention; every Warning event is.
@@ -132,7 +149,8 @@ impl KubernetesInfrastructure {
         {
             variables.extend(job_variables.clone());
             if let Some(text) = &deployment.job_template {
-                own = JobTemplate::parse(text, job_template.as_deref().unwrap_or("job template")).map_err(|e| e.to_string())?;
+                own = JobTemplate::parse(text, job_template.as_deref().unwrap_or("job template"))
+                    .map_err(|e| e.to_string())?;
                 template = &own;
             }
         }
@@ -153,7 +171,9 @@ impl KubernetesInfrastructure {
             crate::model::Infrastructure::Kubernetes { job_variables, .. } => from(job_variables),
             crate::model::Infrastructure::Process => None,
         });
-        Duration::from_secs(own.or_else(|| from(&self.defaults)).or_else(|| from(self.template.variables())).unwrap_or(300))
+        Duration::from_secs(
+            own.or_else(|| from(&self.defaults)).or_else(|| from(self.template.variables())).unwrap_or(300),
+        )
     }
 
     /// Starts watching Jobs and pods in a namespace, once.
@@ -172,12 +192,12 @@ impl KubernetesInfrastructure {
                 let mut seen = observed.lock().unwrap_or_else(PoisonError::into_inner);
                 match event {
                     Ok(watcher::Event::Apply(job) | watcher::Event::InitApply(job)) => {
-                        if let Some(id) = run_id(&job.metadata) {
+                        if let Some(id) = seen.in_hand(&job.metadata) {
                             seen.jobs.insert(id, job);
                         }
                     }
                     Ok(watcher::Event::Delete(job)) => {
-                        if let Some(id) = run_id(&job.metadata) {
+                        if let Some(id) = seen.in_hand(&job.metadata) {
                             seen.jobs.remove(&id);
                             seen.deleted.insert(id);
                         }
@@ -203,7 +223,7 @@ impl KubernetesInfrastructure {
                 let kind = event.involved_object.kind.clone().unwrap_or_default();
                 let text = format!("{kind} {name}: {reason}: {}", event.message.clone().unwrap_or_default());
                 let mut seen = observed.lock().unwrap_or_else(PoisonError::into_inner);
-                if seen.seen_events.insert(uid) {
+                if seen.concerns_a_run(&name) && seen.seen_events.insert((name.clone(), uid)) {
                     seen.events.entry(name).or_default().push((warning, text));
                 }
             }
@@ -215,31 +235,40 @@ impl KubernetesInfrastructure {
             let mut stream = watcher(pods.clone(), config).boxed();
             while let Some(event) = stream.next().await {
                 match event {
-                    Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => {
-                        let Some(id) = run_id(&pod.metadata) else { continue };
+                    Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) | watcher::Event::Delete(pod)) => {
+                        let (id, logs) = {
+                            let seen = observed.lock().unwrap_or_else(PoisonError::into_inner);
+                            let Some(id) = seen.in_hand(&pod.metadata) else { continue };
+                            let logs = seen.logs.get(&id).map(|(_, last)| *last);
+                            (id, logs)
+                        };
                         let ended = pod
                             .status
                             .as_ref()
                             .and_then(|s| s.container_statuses.as_ref())
                             .and_then(|c| c.first())
                             .is_some_and(|c| c.state.as_ref().is_some_and(|s| s.terminated.is_some()));
-                        let name = pod.metadata.name.clone().unwrap_or_default();
-                        observed.lock().unwrap_or_else(PoisonError::into_inner).pods.insert(id.clone(), pod);
-                        if ended {
-                            // Kept now: the pod may be gone by the time the
-                            // run is found to have crashed.
+                        let deleting = pod.metadata.deletion_timestamp.is_some();
+                        // The pod's last lines, read before the pod is shown
+                        // as ended so that a crash found from it has them, and
+                        // kept: the pod may be gone by then. A pod being
+                        // deleted may vanish as it ends, so its lines are read
+                        // once as the deletion starts, and again at its end if
+                        // they can still be had.
+                        if (ended && logs != Some(true)) || (deleting && logs.is_none()) {
+                            let name = pod.metadata.name.clone().unwrap_or_default();
                             limit.acquire().await;
                             let params = LogParams { tail_lines: Some(TAIL_LINES), ..LogParams::default() };
                             if let Ok(text) = pods.logs(&name, &params).await {
                                 let lines = text.lines().map(str::to_owned).collect();
-                                observed.lock().unwrap_or_else(PoisonError::into_inner).logs.insert(id, lines);
+                                observed
+                                    .lock()
+                                    .unwrap_or_else(PoisonError::into_inner)
+                                    .logs
+                                    .insert(id.clone(), (lines, ended));
                             }
                         }
-                    }
-                    Ok(watcher::Event::Delete(pod)) => {
-                        if let Some(id) = run_id(&pod.metadata) {
-                            observed.lock().unwrap_or_else(PoisonError::into_inner).pods.remove(&id);
-                        }
+                        observed.lock().unwrap_or_else(PoisonError::into_inner).pods.insert(id, pod);
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "watching pods; the watch resumes"),
@@ -254,6 +283,7 @@ impl KubernetesInfrastructure {
         let namespace = job.metadata.namespace.clone().unwrap_or_else(|| "default".into());
         let name = job.metadata.name.clone().unwrap_or_else(|| job_name("run", &run.id));
         self.watch_namespace(&namespace);
+        self.lock().active.insert(run.id.clone(), name.clone());
         self.limit.acquire().await;
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), &namespace);
         let handle = KubeHandle {
@@ -293,6 +323,11 @@ pub fn is_credential(key: &str) -> bool {
     ["key", "secret", "token", "password", "credential", "sas"].iter().any(|word| key.contains(word))
 }
 
+/// Whether `name` is the Job `job` or one of its pods (`<job>-<suffix>`).
+fn of_job(job: &str, name: &str) -> bool {
+    name.strip_prefix(job).is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
+}
+
 fn run_id(metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<String> {
     metadata.labels.as_ref()?.get(RUN_ID_LABEL).cloned()
 }
@@ -301,11 +336,24 @@ fn run_id(metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta)
 /// the namespace and the fix.
 pub fn explain(error: &kube::Error, verb: &str, resource: &str, namespace: &str) -> String {
     match error {
-        kube::Error::Api(status) if status.code == 403 => format!(
-            "the agent may not {verb} {resource} in namespace `{namespace}` ({}); grant it with the Role that `weft agent install --namespace {namespace} --rbac` prints",
-            status.message
-        ),
-        kube::Error::Api(status) => format!("{verb} {resource} in namespace `{namespace}`: {} ({})", status.message, status.code),
+        kube::Error::Api(status) if status.code == 403 => {
+            // An agent in the cluster installed in another namespace needs
+            // the Role in the Jobs' namespace too.
+            let own = std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok();
+            let install = match own.as_deref().map(str::trim) {
+                Some(own) if !own.is_empty() && own != namespace => {
+                    format!("--namespace {own} --job-namespace {namespace}")
+                }
+                _ => format!("--namespace {namespace}"),
+            };
+            format!(
+                "the agent may not {verb} {resource} in namespace `{namespace}` ({}); grant it with the Role that `weft agent install {install} --rbac` prints",
+                status.message
+            )
+        }
+        kube::Error::Api(status) => {
+            format!("{verb} {resource} in namespace `{namespace}`: {} ({})", status.message, status.code)
+        }
         other => format!("{verb} {resource} in namespace `{namespace}`: {other}"),
     }
 }
@@ -378,7 +426,19 @@ impl Infrastructure for KubernetesInfrastructure {
     }
 
     fn last_lines(&self, handle: &KubeHandle) -> Vec<String> {
-        self.lock().logs.get(&handle.run_id).cloned().unwrap_or_default()
+        self.lock().logs.get(&handle.run_id).map(|(lines, _)| lines.clone()).unwrap_or_default()
+    }
+
+    fn forget(&self, handle: &KubeHandle) {
+        let mut seen = self.lock();
+        let id = &handle.run_id;
+        seen.active.remove(id);
+        seen.jobs.remove(id);
+        seen.pods.remove(id);
+        seen.deleted.remove(id);
+        seen.logs.remove(id);
+        seen.events.retain(|name, _| !of_job(&handle.job, name));
+        seen.seen_events.retain(|(name, _)| !of_job(&handle.job, name));
     }
 
     fn notes(&self, handle: &mut KubeHandle) -> Vec<(bool, String)> {

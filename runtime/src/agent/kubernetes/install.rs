@@ -51,7 +51,11 @@ pub fn install_manifests(options: &InstallOptions) -> Result<String, String> {
         "metadata": {"name": AGENT_NAME, "namespace": options.namespace, "labels": labels},
     }))?);
     if options.rbac {
-        let namespaces = if options.job_namespaces.is_empty() { vec![options.namespace.clone()] } else { options.job_namespaces.clone() };
+        let namespaces = if options.job_namespaces.is_empty() {
+            vec![options.namespace.clone()]
+        } else {
+            options.job_namespaces.clone()
+        };
         let rules: Vec<Value> = AGENT_RULES
             .iter()
             .map(|(group, resource, verbs)| json!({"apiGroups": [group], "resources": [resource], "verbs": verbs}))

@@ -70,7 +70,8 @@ impl JobTemplate {
     pub fn parse(text: &str, name: &str) -> Result<Self, TemplateError> {
         let error = |message: String| TemplateError { template: name.to_owned(), message };
         let document: Value = serde_saphyr::from_str(text).map_err(|e| {
-            let position = e.location().map(|l| format!("line {} column {}: ", l.line(), l.column())).unwrap_or_default();
+            let position =
+                e.location().map(|l| format!("line {} column {}: ", l.line(), l.column())).unwrap_or_default();
             error(format!("{position}{}", e.to_string().lines().next().unwrap_or_default()))
         })?;
         let Value::Object(mut top) = document else {
@@ -139,22 +140,36 @@ impl JobTemplate {
         }
         let explicit_image = variables.contains_key("image");
 
-        let mut job = self.substitute(&self.job, &values, "")?;
-        prune(&mut job);
+        let mut job = self.substitute(&self.job, &values, "")?.unwrap_or_else(|| json!({}));
         self.fill(&mut job, &values, explicit_image, run)?;
-        let job: Job = serde_path_to_error::deserialize(job).map_err(|e| {
-            self.error(format!("the Job is not valid: `{}`: {}", e.path(), e.inner()))
-        })?;
+        let job: Job = serde_path_to_error::deserialize(job)
+            .map_err(|e| self.error(format!("the Job is not valid: `{}`: {}", e.path(), e.inner())))?;
         self.check(&job)?;
         Ok(job)
     }
 
-    fn substitute(&self, node: &Value, values: &BTreeMap<String, Value>, path: &str) -> Result<Value, TemplateError> {
-        Ok(match node {
+    /// The node with its placeholders replaced, or `None` where an unset
+    /// variable leaves it out: a whole placeholder whose value is null or an
+    /// empty map or list, and a map or list that had entries and lost them
+    /// all that way. What the template writes empty (`emptyDir: {}`) stays.
+    fn substitute(
+        &self,
+        node: &Value,
+        values: &BTreeMap<String, Value>,
+        path: &str,
+    ) -> Result<Option<Value>, TemplateError> {
+        let unset = |v: &Value| {
+            v.is_null() || v.as_object().is_some_and(Map::is_empty) || v.as_array().is_some_and(Vec::is_empty)
+        };
+        Ok(Some(match node {
             Value::String(text) => {
                 let trimmed = text.trim();
                 if let Some(name) = whole_placeholder(trimmed) {
-                    self.lookup(values, name, path)?.clone()
+                    let value = self.lookup(values, name, path)?;
+                    if unset(value) {
+                        return Ok(None);
+                    }
+                    value.clone()
                 } else if text.contains("{{") {
                     let mut out = String::new();
                     let mut rest = text.as_str();
@@ -175,23 +190,38 @@ impl JobTemplate {
                     node.clone()
                 }
             }
-            Value::Array(items) => Value::Array(
-                items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, item)| self.substitute(item, values, &format!("{path}[{i}]")))
-                    .collect::<Result<_, _>>()?,
-            ),
-            Value::Object(map) => Value::Object(
-                map.iter()
-                    .map(|(k, v)| Ok((k.clone(), self.substitute(v, values, &format!("{path}.{k}"))?)))
-                    .collect::<Result<_, TemplateError>>()?,
-            ),
+            Value::Array(items) => {
+                let mut kept = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    kept.extend(self.substitute(item, values, &format!("{path}[{i}]"))?);
+                }
+                if kept.is_empty() && !items.is_empty() {
+                    return Ok(None);
+                }
+                Value::Array(kept)
+            }
+            Value::Object(map) => {
+                let mut kept = Map::new();
+                for (key, value) in map {
+                    if let Some(value) = self.substitute(value, values, &format!("{path}.{key}"))? {
+                        kept.insert(key.clone(), value);
+                    }
+                }
+                if kept.is_empty() && !map.is_empty() {
+                    return Ok(None);
+                }
+                Value::Object(kept)
+            }
             other => other.clone(),
-        })
+        }))
     }
 
-    fn lookup<'v>(&self, values: &'v BTreeMap<String, Value>, name: &str, path: &str) -> Result<&'v Value, TemplateError> {
+    fn lookup<'v>(
+        &self,
+        values: &'v BTreeMap<String, Value>,
+        name: &str,
+        path: &str,
+    ) -> Result<&'v Value, TemplateError> {
         values.get(name).ok_or_else(|| {
             self.error(format!(
                 "`{}` uses `{{{{ {name} }}}}`, which is not a variable; add it under `variables` or use one of: {}",
@@ -203,7 +233,13 @@ impl JobTemplate {
 
     /// weft's parts: name, labels, the flow container's image, command and
     /// environment.
-    fn fill(&self, job: &mut Value, values: &BTreeMap<String, Value>, explicit_image: bool, run: &JobRun<'_>) -> Result<(), TemplateError> {
+    fn fill(
+        &self,
+        job: &mut Value,
+        values: &BTreeMap<String, Value>,
+        explicit_image: bool,
+        run: &JobRun<'_>,
+    ) -> Result<(), TemplateError> {
         let labels = [
             (RUN_ID_LABEL, label_value(run.run_id)),
             (DEPLOYMENT_LABEL, label_value(run.deployment)),
@@ -226,7 +262,8 @@ impl JobTemplate {
         let containers = pod.get_mut("containers").and_then(Value::as_array_mut);
         let Some(flow) = containers.and_then(|c| c.first_mut()).and_then(Value::as_object_mut) else {
             return Err(self.error(
-                "`spec.template.spec.containers` is empty: the first container runs the flow; add one with a `name`".into(),
+                "`spec.template.spec.containers` is empty: the first container runs the flow; add one with a `name`"
+                    .into(),
             ));
         };
         if explicit_image || !flow.get("image").is_some_and(Value::is_string) {
@@ -237,7 +274,11 @@ impl JobTemplate {
         flow.remove("args");
         let mut env: Vec<Value> = flow.remove("env").and_then(|e| e.as_array().cloned()).unwrap_or_default();
         let options: BTreeMap<&str, &str> = run.store_options.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let mut ours = vec![("WEFT_STORE", run.store_url.to_owned()), ("WEFT_RUN_ID", run.run_id.to_owned())];
+        let mut ours = vec![
+            ("WEFT_STORE", run.store_url.to_owned()),
+            ("WEFT_RUN_ID", run.run_id.to_owned()),
+            (crate::runner::INFRASTRUCTURE_ENV, "kubernetes".to_owned()),
+        ];
         if !options.is_empty() {
             ours.push(("WEFT_STORE_OPTIONS", serde_json::to_string(&options).unwrap_or_default()));
         }
@@ -324,21 +365,6 @@ fn env_list(env: &Value) -> Result<Value, String> {
         )),
         Value::Array(_) | Value::Null => Ok(env.clone()),
         other => Err(format!("job variable `env` must map names to values, got {other}")),
-    }
-}
-
-/// Drops nulls, and maps and lists left empty, so that an unset variable
-/// leaves its key out.
-fn prune(node: &mut Value) {
-    match node {
-        Value::Object(map) => {
-            for value in map.values_mut() {
-                prune(value);
-            }
-            map.retain(|_, v| !(v.is_null() || v.as_object().is_some_and(Map::is_empty) || v.as_array().is_some_and(Vec::is_empty)));
-        }
-        Value::Array(items) => items.iter_mut().for_each(prune),
-        _ => {}
     }
 }
 
@@ -436,7 +462,8 @@ mod tests {
             "tolerations": [{"key": "gpu", "operator": "Exists"}],
             "store_secret": "weft-store",
         }));
-        let value = serde_json::to_value(JobTemplate::base().render(&variables, &run()).expect("renders")).expect("json");
+        let value =
+            serde_json::to_value(JobTemplate::base().render(&variables, &run()).expect("renders")).expect("json");
         let pod = &value["spec"]["template"]["spec"];
         assert_eq!(value["metadata"]["namespace"], "flows");
         assert_eq!(value["metadata"]["labels"]["team"], "data");
@@ -461,10 +488,19 @@ mod tests {
         assert!(error.message.contains("`spec.backoffLimit`"), "{error}");
 
         let custom = "apiVersion: batch/v1\nkind: Job\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: []\n";
-        let error = JobTemplate::parse(custom, "job.yaml").expect("parses").render(&BTreeMap::new(), &run()).expect_err("no container");
-        assert!(error.to_string().starts_with("job template `job.yaml`: `spec.template.spec.containers` is empty"), "{error}");
+        let error = JobTemplate::parse(custom, "job.yaml")
+            .expect("parses")
+            .render(&BTreeMap::new(), &run())
+            .expect_err("no container");
+        assert!(
+            error.to_string().starts_with("job template `job.yaml`: `spec.template.spec.containers` is empty"),
+            "{error}"
+        );
         let custom = "apiVersion: batch/v1\nkind: Job\nmetadata: {labels: {x: \"{{ nope }}\"}}\n";
-        let error = JobTemplate::parse(custom, "job.yaml").expect("parses").render(&BTreeMap::new(), &run()).expect_err("unknown");
+        let error = JobTemplate::parse(custom, "job.yaml")
+            .expect("parses")
+            .render(&BTreeMap::new(), &run())
+            .expect_err("unknown");
         assert!(error.message.contains("`metadata.labels.x` uses `{{ nope }}`, which is not a variable"), "{error}");
     }
 
@@ -481,21 +517,35 @@ spec:
     spec:
       restartPolicy: Never
       priorityClassName: batch-low
+      securityContext: {}
+      volumes:
+        - name: scratch
+          emptyDir: {}
       containers:
         - name: flow
           image: my/weft:custom
           args: [ignored]
         - name: sidecar
           image: envoy
+          resources:
+            limits: {memory: "{{ memory_limit }}"}
 "#;
         let template = JobTemplate::parse(custom, "job.yaml").expect("parses");
-        let value = serde_json::to_value(template.render(&vars(json!({"namespace": "etl"})), &run()).expect("renders")).expect("json");
+        let value = serde_json::to_value(template.render(&vars(json!({"namespace": "etl"})), &run()).expect("renders"))
+            .expect("json");
         assert_eq!(value["metadata"]["annotations"]["owner"], "team-etl");
         let pod = &value["spec"]["template"]["spec"];
         assert_eq!(pod["priorityClassName"], "batch-low");
-        assert_eq!(pod["containers"][0]["image"], "my/weft:custom", "the template's image stays unless a variable sets one");
+        assert_eq!(
+            pod["containers"][0]["image"], "my/weft:custom",
+            "the template's image stays unless a variable sets one"
+        );
         assert!(pod["containers"][0].get("args").is_none());
         assert_eq!(pod["containers"][1]["image"], "envoy");
+        // Written empty, kept; emptied by an unset variable, left out.
+        assert_eq!(pod["volumes"][0], json!({"name": "scratch", "emptyDir": {}}));
+        assert_eq!(pod["securityContext"], json!({}));
+        assert!(pod["containers"][1].get("resources").is_none(), "{}", pod["containers"][1]);
     }
 
     #[test]

@@ -11,18 +11,11 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 use weft_kube_apiserver::DenyRule;
 
-use crate::{NS, create_job, eventually, job, job_pod, start};
+use crate::{NS, api_error, create_job, eventually, job, job_pod, start};
 
 /// `(name, group, kind)` of a Status's details.
 fn details(status: &kube::core::Status) -> (String, String, String) {
     status.details.as_ref().map(|d| (d.name.clone(), d.group.clone(), d.kind.clone())).unwrap_or_default()
-}
-
-fn api_error(error: kube::Error) -> anyhow::Result<Box<kube::core::Status>> {
-    match error {
-        kube::Error::Api(status) => Ok(status),
-        other => Err(anyhow::anyhow!("expected an API error, got {other:?}")),
-    }
 }
 
 #[tokio::test]
@@ -179,7 +172,7 @@ async fn failures_are_status_objects_worded_as_the_real_server_does() -> anyhow:
 
 #[tokio::test]
 async fn discovery_and_version_parse_in_kube() -> anyhow::Result<()> {
-    let (_server, client) = start().await?;
+    let (server, client) = start().await?;
     let version = client.apiserver_version().await?;
     assert_eq!((version.major.as_str(), version.minor.as_str()), ("1", "33"));
     for discovery in
@@ -192,8 +185,25 @@ async fn discovery_and_version_parse_in_kube() -> anyhow::Result<()> {
             .find(|(r, _)| r.plural == "jobs")
             .ok_or_else(|| anyhow::anyhow!("no jobs in discovery"))?;
         assert_eq!(job.kind, "Job");
-        assert!(discovery.groups().flat_map(|g| g.recommended_resources()).any(|(r, _)| r.plural == "pods"));
+        let (_, pods) = discovery
+            .groups()
+            .flat_map(|g| g.recommended_resources())
+            .find(|(r, _)| r.plural == "pods")
+            .ok_or_else(|| anyhow::anyhow!("no pods in discovery"))?;
+        let eviction = pods.subresources.iter().find(|(r, _)| r.plural == "eviction");
+        let (eviction, caps) = eviction.ok_or_else(|| anyhow::anyhow!("no pods/eviction in discovery"))?;
+        assert_eq!((eviction.kind.as_str(), caps.operations.clone()), ("Eviction", vec!["create".to_owned()]));
     }
+    // As the real server lists it in /api/v1.
+    let (code, body) = crate::raw_request(&server, "GET", "/api/v1", "").await?;
+    assert_eq!(code, 200);
+    let list: serde_json::Value = serde_json::from_str(&body)?;
+    let eviction = list["resources"].as_array().and_then(|r| r.iter().find(|r| r["name"] == "pods/eviction")).cloned();
+    assert_eq!(
+        eviction,
+        Some(json!({"name": "pods/eviction", "singularName": "", "namespaced": true, "group": "policy",
+                    "version": "v1", "kind": "Eviction", "verbs": ["create"]}))
+    );
     Ok(())
 }
 

@@ -14,22 +14,9 @@ use serde_json::json;
 use weft_kube_apiserver::{Behaviour, Resource};
 
 use crate::{
-    NS, container_state, create_job, eventually, job, job_conditions, job_pod, job_when, name_of, phase, start,
+    NS, container_state, create_job, eventually, job, job_conditions, job_pod, job_when, name_of, phase, process_alive,
+    scheduled_condition, start, waiting_reason,
 };
-
-fn process_alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else { return false };
-    nix_kill_zero(pid)
-}
-
-/// `kill -0`: whether the process (not yet reaped) exists.
-fn nix_kill_zero(pid: i32) -> bool {
-    std::process::Command::new("kill")
-        .args(["-0", &pid.to_string()])
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 async fn event_reasons(client: &kube::Client, involved: &str) -> anyhow::Result<Vec<String>> {
     let events: Api<Event> = Api::namespaced(client.clone(), NS);
@@ -237,15 +224,6 @@ async fn backoff_limit_allows_replacement_pods() -> anyhow::Result<()> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
     assert_eq!(pods.list(&ListParams::default().labels("job-name=retried")).await?.items.len(), 2);
     Ok(())
-}
-
-fn waiting_reason(pod: &Pod) -> Option<String> {
-    container_state(pod).ok()?.pointer("/waiting/reason")?.as_str().map(str::to_owned)
-}
-
-fn scheduled_condition(pod: &Pod) -> Option<(String, Option<String>, Option<String>)> {
-    let condition = pod.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "PodScheduled")?;
-    Some((condition.status.clone(), condition.reason.clone(), condition.message.clone()))
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 
 mod api;
 mod kubelet;
+mod real_world;
 mod watch;
 
 use std::future::Future;
@@ -15,6 +16,7 @@ use kube::api::{ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 use serde_json::json;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use weft_kube_apiserver::{Config, TestApiServer};
 
 /// The namespace the tests use.
@@ -146,4 +148,47 @@ fn container_state(pod: &Pod) -> anyhow::Result<serde_json::Value> {
 
 fn name_of(pod: &Pod) -> String {
     pod.metadata.name.clone().unwrap_or_default()
+}
+
+fn waiting_reason(pod: &Pod) -> Option<String> {
+    container_state(pod).ok()?.pointer("/waiting/reason")?.as_str().map(str::to_owned)
+}
+
+/// `(status, reason, message)` of a pod's PodScheduled condition.
+fn scheduled_condition(pod: &Pod) -> Option<(String, Option<String>, Option<String>)> {
+    let condition = pod.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "PodScheduled")?;
+    Some((condition.status.clone(), condition.reason.clone(), condition.message.clone()))
+}
+
+/// `kill -0`: whether the process (not yet reaped) exists.
+fn process_alive(pid: u32) -> bool {
+    std::process::Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The `Status` of a failed request.
+fn api_error(error: kube::Error) -> anyhow::Result<Box<kube::core::Status>> {
+    match error {
+        kube::Error::Api(status) => Ok(status),
+        other => Err(anyhow!("expected an API error, got {other:?}")),
+    }
+}
+
+/// One HTTP/1.1 request without kube: the status code and the body.
+async fn raw_request(server: &TestApiServer, method: &str, path: &str, body: &str) -> anyhow::Result<(u16, String)> {
+    let mut stream = tokio::net::TcpStream::connect(server.addr()).await?;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        server.addr(),
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let (head, body) = response.split_once("\r\n\r\n").context("no end of the response head")?;
+    let code = head.split_whitespace().nth(1).context("no status line")?.parse()?;
+    Ok((code, body.to_owned()))
 }

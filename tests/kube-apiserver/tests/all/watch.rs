@@ -12,7 +12,7 @@ use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use crate::{NS, create_job, job, start};
+use crate::{NS, create_job, job, job_pod, phase, start};
 
 /// The next item of `stream` within 5 s.
 async fn next<S: futures::Stream + Unpin>(stream: &mut S) -> anyhow::Result<S::Item> {
@@ -92,6 +92,10 @@ async fn the_runtime_watcher_sees_changes_and_relists_after_410() -> anyhow::Res
     server.set_watch_history(4);
     let jobs: Api<Job> = Api::namespaced(client.clone(), NS);
     create_job(&client, &job("first", &["sleep", "10"], json!({}))?).await?;
+    // With 4 events of history, the writes of a pod starting up between the
+    // watcher's list and its watch would expire the listed version: let the
+    // pod settle first.
+    job_pod(&client, "first", "a Running pod", |p| phase(p) == "Running").await?;
     let config = watcher::Config::default().labels("team=weft").disable_bookmarks();
     let mut events = pin!(watcher(jobs.clone(), config).boxed());
     let mut initial = Vec::new();
@@ -104,6 +108,9 @@ async fn the_runtime_watcher_sees_changes_and_relists_after_410() -> anyhow::Res
         }
     }
     assert_eq!(initial, vec!["first"]);
+    // The watcher opens its watch when next polled: open it before the
+    // writes below, for the same reason.
+    let _ = tokio::time::timeout(Duration::from_millis(200), events.next()).await;
     create_job(&client, &job("second", &["sleep", "10"], json!({}))?).await?;
     let mut applied = false;
     while !applied {
