@@ -5,8 +5,9 @@
 #
 #   docker build -t registry.example.com/weft:0.1.0 .
 #
-# The binary is the one `make static` builds and tests (a flow run end to
-# end with it); on an arm64 builder the same steps make an arm64 image.
+# The binary is the one `make static` builds and runs a flow with (every
+# test runs the same target in its debug profile), less its debug info; on
+# an arm64 builder the same steps make an arm64 image.
 
 ARG RUST_VERSION=1.95
 
@@ -19,7 +20,7 @@ COPY . .
 RUN target="$(uname -m)-unknown-linux-musl" \
     && rustup target add "$target" \
     && cargo build --locked --release --target "$target" -p weft \
-    && cp "target/$target/release/weft" /weft
+    && strip --strip-debug -o /weft "target/$target/release/weft"
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /weft /usr/local/bin/weft

@@ -1,25 +1,44 @@
 # The two commands of the quick start, and the benchmark.
-#   make demo   runs the etl example flow end to end with `weft run`
-#   make test   runs every test
-#   make bench  measures what orchestration costs (release build)
+#   make demo    runs the etl example flow end to end with `weft run`
+#   make test    runs every test
+#   make bench   measures what orchestration costs (release build)
+#   make static  builds the static release binary the Dockerfile ships
 # Each installs what it needs first and can be run again at any time.
+#
+# On Linux, weft builds for the static (musl) target: the binary the demo
+# and every test run is the one the weft image ships.
 
 CARGO ?= cargo
 GUESTS := target/guests
-WEFT := target/debug/weft
+ifeq ($(shell uname -s),Linux)
+TARGET ?= $(shell uname -m)-unknown-linux-musl
+else
+TARGET ?= $(shell rustc -vV | sed -n 's/^host: //p')
+endif
+WEFT := target/$(TARGET)/debug/weft
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test bench setup
+.PHONY: demo test bench static setup
 
-# Flows build for wasm32-wasip2; the Rust toolchain needs that target.
+# Flows build for wasm32-wasip2; the static binary needs the musl target and
+# a musl C compiler for the crates that build C (Debian's musl-tools).
 setup:
-	@if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then \
-		rustup target add wasm32-wasip2; \
-	fi
+	@for target in wasm32-wasip2 $(TARGET); do \
+		if ! rustup target list --installed 2>/dev/null | grep -qx $$target; then \
+			rustup target add $$target || exit 1; \
+		fi; \
+	done
+	@case "$(TARGET)" in *-musl) \
+		if ! command -v musl-gcc > /dev/null; then \
+			$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y musl-tools \
+				|| { $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y musl-tools; } || exit 1; \
+		fi;; \
+	esac
 
 # The etl example, twice on the embedded default (store in ~/.weft, local
 # processes): once with `weft run`, then through a deployment and an agent.
 demo: setup
-	$(CARGO) build -p weft
+	$(CARGO) build -p weft --target $(TARGET)
 	for flow in etl hello; do \
 		$(CARGO) build --release --target wasm32-wasip2 \
 			--manifest-path examples/$$flow/Cargo.toml --target-dir $(GUESTS) || exit 1; \
@@ -36,12 +55,21 @@ demo: setup
 
 # The store tests run against moto (S3), Azurite (Azure Blob) and
 # fake-gcs-server (GCS); install.sh puts them in target/emulators/ and the
-# tests start and stop them on ports of their own.
+# tests start and stop them on ports of their own. The integration tests run
+# target/$(TARGET)/debug/weft, built first.
 test: setup
 	tests/emulators/install.sh
-	$(CARGO) build -p weft
-	$(CARGO) test --workspace
+	$(CARGO) build -p weft --target $(TARGET)
+	$(CARGO) test --workspace --target $(TARGET)
 
 bench: setup
 	$(CARGO) build --release -p weft
 	$(CARGO) bench -p weft-tests
+
+# What the Dockerfile builds, checked by running a flow with it.
+static: setup
+	$(CARGO) build --release --target $(TARGET) -p weft
+	$(CARGO) build --release --target wasm32-wasip2 \
+		--manifest-path examples/hello/Cargo.toml --target-dir $(GUESTS)
+	WEFT_HOME=target/static-home target/$(TARGET)/release/weft run \
+		$(GUESTS)/wasm32-wasip2/release/hello.wasm --param name=static
