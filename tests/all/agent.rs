@@ -55,10 +55,25 @@ impl AgentProcess {
 }
 
 impl Drop for AgentProcess {
+    /// SIGTERM (SIGKILL in a failing test), and at most 40 s for the agent
+    /// to stop. Its stderr is drained meanwhile: an agent blocked writing to
+    /// a full pipe would never exit.
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            signal(i32::try_from(child.id()).expect("pid"), "TERM");
-            let _ = child.wait();
+        let Some(mut child) = self.child.take() else { return };
+        if let Some(mut stderr) = child.stderr.take() {
+            std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        }
+        if std::thread::panicking() {
+            let _ = child.kill();
+        } else if let Ok(pid) = i32::try_from(child.id()) {
+            signal(pid, "TERM");
+        }
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while matches!(child.try_wait(), Ok(None)) {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }

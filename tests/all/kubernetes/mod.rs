@@ -68,9 +68,10 @@ scenarios!(
 
 /// A cluster, a store, a deployment on it and an agent.
 struct Setup {
+    // Dropped first: the agent stops before the cluster does.
+    agent: Option<AgentProcess>,
     cluster: Cluster,
     backend: Backend,
-    agent: Option<AgentProcess>,
     _dir: tempfile::TempDir,
 }
 
