@@ -88,11 +88,13 @@ pub struct AgentArgs {
     /// Kubernetes: the kubeconfig context to use.
     #[arg(long, value_name = "NAME")]
     context: Option<String>,
-    /// Kubernetes: requests per second to the API server, on average.
-    #[arg(long, value_name = "QPS", default_value_t = 5.0)]
+    /// Kubernetes: requests per second to the API server, on average (a
+    /// run costs one, its Job's creation, plus one to read a crashed pod's
+    /// log and one to delete a cancelled run's Job; watches are not counted).
+    #[arg(long, value_name = "QPS", default_value_t = 20.0)]
     kube_qps: f64,
     /// Kubernetes: requests the agent may make at once above --kube-qps.
-    #[arg(long, value_name = "N", default_value_t = 10)]
+    #[arg(long, value_name = "N", default_value_t = 40)]
     kube_burst: u32,
     /// Kubernetes: the agent's default job template (default: the base
     /// template that `weft job-template` prints).

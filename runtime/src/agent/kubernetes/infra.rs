@@ -242,13 +242,17 @@ impl KubernetesInfrastructure {
                             let logs = seen.logs.get(&id).map(|(_, last)| *last);
                             (id, logs)
                         };
-                        let ended = pod
+                        let exit_code = pod
                             .status
                             .as_ref()
                             .and_then(|s| s.container_statuses.as_ref())
                             .and_then(|c| c.first())
-                            .is_some_and(|c| c.state.as_ref().is_some_and(|s| s.terminated.is_some()));
-                        let deleting = pod.metadata.deletion_timestamp.is_some();
+                            .and_then(|c| c.state.as_ref()?.terminated.as_ref())
+                            .map(|t| t.exit_code);
+                        // A runner that exits 0 recorded its run Completed:
+                        // its lines are not needed.
+                        let ended = exit_code.is_some_and(|code| code != 0);
+                        let deleting = pod.metadata.deletion_timestamp.is_some() && exit_code != Some(0);
                         // The pod's last lines, read before the pod is shown
                         // as ended so that a crash found from it has them, and
                         // kept: the pod may be gone by then. A pod being
