@@ -81,6 +81,15 @@ pub trait Infrastructure: Send + Sync {
     /// The runner's last lines of output, to explain a crash.
     fn last_lines(&self, handle: &Self::Handle) -> Vec<String>;
 
+    /// Whether runs go on without the agent (Kubernetes Jobs do; child
+    /// processes do not). An agent that stops then leaves its runs to their
+    /// infrastructure and its claims in the store, for the agent of the same
+    /// name that starts next to adopt, instead of waiting out its grace
+    /// period and killing them.
+    fn outlives_agent(&self) -> bool {
+        false
+    }
+
     /// Lets go of what was kept about a run that has ended.
     fn forget(&self, _handle: &Self::Handle) {}
 
@@ -189,7 +198,9 @@ impl<I: Infrastructure> Agent<I> {
     }
 
     /// Runs until `shutdown` resolves, then stops claiming, gives running
-    /// runs `grace` to finish, and crash-marks those that do not.
+    /// runs `grace` to finish, and crash-marks those that do not; on an
+    /// infrastructure whose runs [outlive the agent](Infrastructure::outlives_agent),
+    /// leaves them running for the next agent to adopt.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         tracing::info!(agent = %self.config.name, infrastructure = self.infra.kind(), store = self.store.url(), "agent started");
         if let Err(e) = self.adopt().await {
@@ -202,6 +213,14 @@ impl<I: Infrastructure> Agent<I> {
                 () = tokio::time::sleep(self.config.poll_interval) => {}
                 () = &mut shutdown => break,
             }
+        }
+        if self.infra.outlives_agent() {
+            tracing::info!(
+                running = self.active.len(),
+                "shutting down: no more claims; running runs go on, for the next agent named {} to adopt",
+                self.config.name
+            );
+            return;
         }
         tracing::info!(running = self.active.len(), grace = ?self.config.grace, "shutting down: no more claims");
         let deadline = Instant::now() + self.config.grace;

@@ -385,13 +385,17 @@ async fn cancelling_a_run_deletes_its_job_and_pod(target: Target) {
 async fn a_restarted_agent_adopts_its_jobs(target: Target) {
     let mut setup = Setup::new(target, None, &yaml("adopted", SLOW, "{ticks: 16, interval_ms: 250}", "{}", "")).await;
     let id = setup.started("adopted").await;
-    if let Some(agent) = setup.agent.take() {
-        agent.kill();
-    }
+    // Stopped as Kubernetes stops a pod (SIGTERM): the agent leaves its run
+    // going at once, for the next agent of its name.
+    let stopped = std::time::Instant::now();
+    let log = setup.agent.take().map(AgentProcess::stop).unwrap_or_default();
+    assert!(stopped.elapsed() < Duration::from_secs(10), "the agent did not wait out a grace period: {log}");
+    assert!(log.contains("running runs go on"), "{log}");
+    let store = setup.backend.open();
+    assert_eq!(state(&store, &id).await, Some(State::Running), "the run went on without its agent");
     setup.agent = Some(setup.cluster.agent(&setup.backend, &[]));
     let (last, _) = setup.end_of(&id).await;
     assert_eq!(last.state, State::Completed, "{:?}", last.message);
-    let store = setup.backend.open();
     wait_for("the claim to settle", Duration::from_secs(30), async || {
         store.claimed("kube").await.expect("claims").is_empty()
     })

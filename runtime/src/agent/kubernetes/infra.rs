@@ -11,7 +11,7 @@ use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, DeleteParams, LogParams, PostParams};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
 
 use super::{JobRun, JobTemplate, RUN_ID_LABEL, Verdict, diagnose, job_name};
@@ -187,7 +187,7 @@ impl KubernetesInfrastructure {
         let observed = self.observed.clone();
         let job_config = config.clone();
         tokio::spawn(async move {
-            let mut stream = watcher(jobs, job_config).boxed();
+            let mut stream = watcher(jobs, job_config).default_backoff().boxed();
             while let Some(event) = stream.next().await {
                 let mut seen = observed.lock().unwrap_or_else(PoisonError::into_inner);
                 match event {
@@ -210,7 +210,7 @@ impl KubernetesInfrastructure {
         let events: Api<Event> = Api::namespaced(self.client.clone(), namespace);
         let observed = self.observed.clone();
         tokio::spawn(async move {
-            let mut stream = watcher(events, watcher::Config::default()).boxed();
+            let mut stream = watcher(events, watcher::Config::default()).default_backoff().boxed();
             while let Some(event) = stream.next().await {
                 let (Ok(watcher::Event::Apply(event)) | Ok(watcher::Event::InitApply(event))) = event else { continue };
                 let warning = event.type_.as_deref() == Some("Warning");
@@ -232,7 +232,7 @@ impl KubernetesInfrastructure {
         let observed = self.observed.clone();
         let limit = self.limit.clone();
         tokio::spawn(async move {
-            let mut stream = watcher(pods.clone(), config).boxed();
+            let mut stream = watcher(pods.clone(), config).default_backoff().boxed();
             while let Some(event) = stream.next().await {
                 match event {
                     Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) | watcher::Event::Delete(pod)) => {
@@ -431,6 +431,10 @@ impl Infrastructure for KubernetesInfrastructure {
 
     fn last_lines(&self, handle: &KubeHandle) -> Vec<String> {
         self.lock().logs.get(&handle.run_id).map(|(lines, _)| lines.clone()).unwrap_or_default()
+    }
+
+    fn outlives_agent(&self) -> bool {
+        true
     }
 
     fn forget(&self, handle: &KubeHandle) {
