@@ -15,16 +15,11 @@ use std::time::{Duration, Instant, SystemTime};
 use common::{agent, all_completed, deploy_hello, percentile, queue, run_deployment, running_at};
 use weft::store::Store;
 
-mod fixtures {
-    #![allow(dead_code)]
-    include!(concat!(env!("OUT_DIR"), "/fixtures.rs"));
-}
-
 #[tokio::main]
 async fn main() {
     let home = tempfile::tempdir().expect("tempdir");
     let url = format!("file://{}", home.path().join("store").display());
-    deploy_hello(&url, home.path(), fixtures::EXAMPLE_HELLO);
+    deploy_hello(&url, home.path());
     let store = Store::open(&url, &[]).expect("store");
 
     // Latency at the default poll interval.

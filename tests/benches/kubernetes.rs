@@ -22,11 +22,6 @@ use weft::model::Infrastructure;
 use weft::store::Store;
 use weft_kube_apiserver::{Config, TestApiServer};
 
-mod fixtures {
-    #![allow(dead_code)]
-    include!(concat!(env!("OUT_DIR"), "/fixtures.rs"));
-}
-
 #[tokio::main]
 async fn main() {
     let home = tempfile::tempdir().expect("tempdir");
@@ -34,7 +29,7 @@ async fn main() {
     // Pods here are local processes, so a local store serves them; `weft
     // deploy` refuses one for Kubernetes, so the deployment is switched over
     // in the store.
-    deploy_hello(&url, home.path(), fixtures::EXAMPLE_HELLO);
+    deploy_hello(&url, home.path());
     let store = Store::open(&url, &[]).expect("store");
     let mut deployment = store.deployment("hello").await.expect("read").expect("deployed");
     deployment.infrastructure = Infrastructure::Kubernetes { job_variables: BTreeMap::new(), job_template: None };

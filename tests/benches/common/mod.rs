@@ -8,6 +8,11 @@ use std::time::{Duration, SystemTime};
 use weft::model::State;
 use weft::store::Store;
 
+mod fixtures {
+    #![allow(dead_code)]
+    include!(concat!(env!("OUT_DIR"), "/fixtures.rs"));
+}
+
 pub fn weft_binary() -> PathBuf {
     let path = std::env::var_os("WEFT_BIN")
         .map(PathBuf::from)
@@ -92,8 +97,9 @@ pub async fn queue(store: &Store, deployment: &str, count: usize) -> Vec<String>
 }
 
 /// Deploys `examples/hello` as `hello` to a local store in `home`.
-pub fn deploy_hello(store: &str, home: &Path, hello: &str) {
+pub fn deploy_hello(store: &str, home: &Path) {
     let yaml = home.join("weft.yaml");
+    let hello = fixtures::EXAMPLE_HELLO;
     std::fs::write(&yaml, format!("deployments:\n  - name: hello\n    flow: {hello}\n")).expect("write");
     let deployed = Command::new(weft_binary())
         .args(["deploy", "-f"])
