@@ -80,7 +80,30 @@
 //!
 //! Task components (separate components, possibly in another language) are
 //! called by name with [`call_task`], or started with [`submit_task`] and
-//! awaited, so that several run at once.
+//! awaited, so that several run at once. Each runs in a sandbox of its own.
+//!
+//! # Task components
+//!
+//! A crate whose function is marked `#[weft::task_component]` builds a task
+//! component (the `task` world): a function of zero or one argument (its
+//! input, decoded from JSON) that returns `Result<T, E>` or a plain `T`.
+//!
+//! ```no_run
+//! #[derive(serde::Deserialize)]
+//! struct Input {
+//!     text: String,
+//! }
+//!
+//! #[weft::task_component]
+//! fn word_count(input: Input) -> usize {
+//!     input.text.split_whitespace().count()
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! A flow calls it by the name its deployment gives it (`tasks:` in
+//! `weft.yaml`, or `weft run flow.wasm --task words=word_count.wasm`):
+//! `weft::call_task::<_, usize>("words", &json!({"text": "a b c"}))`.
 //!
 //! # Logging
 //!
@@ -106,7 +129,7 @@ pub use error::Error;
 pub use log::{Level, log};
 pub use schema::{Field, JsonSchema, Schema};
 pub use tasks::{SubmittedTask, call_task, submit_task};
-pub use weft_sdk_macros::{JsonSchema, flow, task};
+pub use weft_sdk_macros::{JsonSchema, flow, task, task_component};
 
 /// serde, re-exported for the macros and for guests that want to name it.
 pub use serde;

@@ -9,11 +9,14 @@ use serde::de::DeserializeOwned;
 
 #[path = "bindings.rs"]
 pub mod bindings;
+#[path = "task_bindings.rs"]
+pub mod task_bindings;
 
 pub use crate::schema::{Field, NO_PARAMETERS, Schema, json_bytes, json_len};
 pub use bindings::exports::weft::flow::flow_entry::Guest as FlowEntry;
 pub use bindings::weft::flow::tasks::TaskOptions;
 pub use bindings::weft::flow::types::Error as WitError;
+pub use task_bindings::exports::weft::flow::task_entry::Guest as TaskEntry;
 pub use wit_bindgen;
 
 use bindings::weft::flow::tasks::{self, BeginOutcome, NextStep};
@@ -53,12 +56,22 @@ pub fn flush_output() {
     let _ = std::io::stderr().flush();
 }
 
-/// Encodes a flow result as JSON.
-pub fn result<R: Serialize>(value: &R) -> Result<String, WitError> {
-    serde_json::to_string(value).map_err(|e| WitError {
-        message: format!("the flow's result cannot be written as JSON: {e}"),
+/// Decodes a task component's input. Errors name the field that is wrong.
+pub fn task_input<I: DeserializeOwned>(json: &str) -> Result<I, WitError> {
+    parameters(json).map_err(|e| WitError {
+        message: e.message.replacen("invalid parameters: parameter", "invalid task input: field", 1).replacen(
+            "invalid parameters:",
+            "invalid task input:",
+            1,
+        ),
         retryable: false,
     })
+}
+
+/// Encodes a flow result as JSON.
+pub fn result<R: Serialize>(value: &R) -> Result<String, WitError> {
+    serde_json::to_string(value)
+        .map_err(|e| WitError { message: format!("the result cannot be written as JSON: {e}"), retryable: false })
 }
 
 /// Builds task options from the `#[task]` arguments.

@@ -2,7 +2,7 @@
 //!
 //! This crate is the host: the [`engine`] that compiles and sandboxes
 //! components, the [`host`] side of the `weft:flow` WIT interfaces, the
-//! [`runner`] that executes one flow run, the [`model`] types they share, and
+//! [`runner`] that executes one flow run, the [`model`] and [`sandbox`] types they share, and
 //! the [`cli`] of the `weft` binary.
 //!
 //! ```no_run
@@ -25,4 +25,5 @@ pub mod engine;
 pub mod host;
 pub mod model;
 pub mod runner;
+pub mod sandbox;
 pub mod store;

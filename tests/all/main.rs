@@ -18,6 +18,7 @@ mod kubernetes;
 mod parameters;
 mod sandbox;
 mod store;
+mod task_components;
 mod tasks;
 
 use std::path::PathBuf;
@@ -66,6 +67,15 @@ pub(crate) async fn run(path: &str, parameters: Value, limits: Limits) -> (FlowR
     let logs = Arc::new(Captured::default());
     let report = run_flow(engine(), &flow, request, logs.clone()).await;
     (report, logs.lines())
+}
+
+/// The warnings weft itself wrote into a run's log (retries), in order.
+pub(crate) fn weft_warnings(lines: &[LogLine]) -> Vec<&str> {
+    lines
+        .iter()
+        .filter(|l| l.level == weft::model::Level::Warn && l.source == weft::model::LogSource::Weft)
+        .map(|l| l.message.as_str())
+        .collect()
 }
 
 /// The messages of log lines, in order.

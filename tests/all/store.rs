@@ -112,6 +112,8 @@ fn new_run(id: &str, digest: Digest) -> FlowRun {
         created: std::time::SystemTime::now(),
         scheduled_for: None,
         sandbox: Default::default(),
+        tasks: Default::default(),
+        task_concurrency: None,
     }
 }
 

@@ -1,11 +1,11 @@
 //! In-component tasks: recorded task runs, retries, caching, context, many
-//! calls; and the clear error for task components.
+//! calls.
 
 use serde_json::json;
 use weft::engine::Limits;
 use weft::model::{FlowRunOutcome, Level, LogSource, State};
 
-use crate::fixtures::{CACHED, CONTEXT, MANY_TASKS, PRINTS, RETRIES, TASK_COMPONENT};
+use crate::fixtures::{CACHED, CONTEXT, MANY_TASKS, PRINTS, RETRIES};
 use crate::run;
 
 #[tokio::test]
@@ -23,13 +23,8 @@ async fn a_task_that_fails_twice_succeeds_on_its_third_attempt() {
     );
     let flaky = &report.task_runs[0];
     assert_eq!((flaky.name.as_str(), flaky.state, flaky.attempts), ("flaky", State::Completed, 3));
-    let warnings: Vec<&str> = lines
-        .iter()
-        .filter(|l| l.level == Level::Warn && l.source == LogSource::Weft)
-        .map(|l| l.message.as_str())
-        .collect();
     assert_eq!(
-        warnings,
+        crate::weft_warnings(&lines),
         [
             "Task run `flaky` attempt 1 failed: flaky: attempt 1 failed; retrying in 10ms",
             "Task run `flaky` attempt 2 failed: flaky: attempt 2 failed; retrying in 20ms",
@@ -75,17 +70,6 @@ async fn the_context_names_the_run_and_the_open_task() {
     assert_eq!(result["attempt"], 1);
     assert_eq!(result["task_outside"], serde_json::Value::Null);
     assert_eq!(result["task_inside"], report.task_runs[0].id.as_str());
-}
-
-#[tokio::test]
-async fn calling_a_task_component_gives_a_clear_error() {
-    let (report, _) = run(TASK_COMPONENT, json!({}), Limits::default()).await;
-    let FlowRunOutcome::Completed { result } = &report.outcome else { panic!("{:?}", report.outcome) };
-    let call = result["call_error"].as_str().expect("call fails");
-    assert!(call.starts_with("cannot run task component `summarize`"), "{call}");
-    assert!(call.contains("#[weft::task]"), "{call}");
-    assert_eq!(result["call_retryable"], false);
-    assert_eq!(result["submit_error"], result["call_error"]);
 }
 
 #[tokio::test]

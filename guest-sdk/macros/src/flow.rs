@@ -46,16 +46,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             quote!(::weft::__private::NO_PARAMETERS),
         ),
     };
-    let respond = if crate::returns_result(&sig.output) {
-        quote! {
-            match #call {
-                ::std::result::Result::Ok(value) => ::weft::__private::result(&value),
-                ::std::result::Result::Err(error) => ::std::result::Result::Err(::weft::__private::to_wit_error(&error)),
-            }
-        }
-    } else {
-        quote!(::weft::__private::result(&#call))
-    };
+    let respond = crate::respond(&sig.output, call);
 
     let flow_name = name.to_string();
     let flow_name_len = flow_name.len();

@@ -1,5 +1,6 @@
 //! `weft run`: run a flow component once, here, now.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -10,9 +11,9 @@ use super::params::ParamArgs;
 use super::store_args::StoreArgs;
 use super::terminal::LogArgs;
 use super::{CommandError, EXIT_FAILED, EXIT_UNRECORDED};
-use crate::engine::{Engine, EngineConfig, Limits};
-use crate::model::{FlowRun, FlowRunOutcome, Level, RunSink};
-use crate::runner::{FlowRunRequest, RecordError, run_recorded};
+use crate::engine::{Engine, EngineConfig, Limits, TaskComponents, inspect_task};
+use crate::model::{FlowRun, FlowRunOutcome, Level, RunSink, TaskComponentRef, TaskPolicy};
+use crate::runner::{FlowRunRequest, RecordError, run_request_recorded};
 use crate::store::{ComponentSource, Store};
 
 /// Run a flow once, in this process, and print its result.
@@ -25,7 +26,7 @@ use crate::store::{ComponentSource, Store};
 /// record it.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  weft run hello.wasm -p name=Arthur\n  weft run etl.wasm --params-file params.json --timeout 5m --memory 512MiB"
+    after_help = "Examples:\n  weft run hello.wasm -p name=Arthur\n  weft run etl.wasm --params-file params.json --timeout 5m --memory 512MiB\n  weft run fan-out.wasm --task summarize=summarize.wasm --task-concurrency 4"
 )]
 pub struct RunArgs {
     /// The flow: a component file (`.wasm`), `sha256:<hex>` or a component
@@ -47,6 +48,15 @@ pub struct RunArgs {
     /// Fuel limit (roughly, WebAssembly instructions executed). Off by default.
     #[arg(long, value_name = "UNITS")]
     fuel: Option<u64>,
+
+    /// A task component the flow may call by NAME: a component file, or a
+    /// reference as for FLOW. Repeat for each task.
+    #[arg(long = "task", value_name = "NAME=COMPONENT", value_parser = parse_task)]
+    tasks: Vec<(String, String)>,
+
+    /// At most this many task components at once [default: the core count].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    task_concurrency: Option<u32>,
 
     #[command(flatten)]
     logs: LogArgs,
@@ -74,7 +84,26 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
 
     let parameters = args.params.collect(flow.name(), flow.parameters_schema().map(|s| s.schema()))?;
     // Checked before the run is created: bad parameters leave nothing behind.
-    let request = FlowRunRequest::with_parameters(&flow, parameters)?;
+    let mut request = FlowRunRequest::with_parameters(&flow, parameters)?;
+
+    let mut tasks = BTreeMap::new();
+    let mut components = TaskComponents::new();
+    for (name, reference) in &args.tasks {
+        let source = ComponentSource::parse(reference).map_err(|e| CommandError(format!("--task {name}: {e}")))?;
+        let (bytes, digest) = store.component(&source, &args.store.all_options()?).await?;
+        inspect_task(&bytes, reference).map_err(|e| CommandError(format!("--task {name}: {e}")))?;
+        let policy = TaskPolicy::default();
+        tasks.insert(name.clone(), TaskComponentRef { component: digest.clone(), policy: policy.clone() });
+        components.insert_bytes(
+            name.clone(),
+            &engine,
+            bytes.into(),
+            digest,
+            reference.clone(),
+            policy,
+            cache.as_ref().ok().cloned(),
+        );
+    }
 
     let run = FlowRun {
         id: request.flow_run_id.clone(),
@@ -86,11 +115,15 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
         created: SystemTime::now(),
         scheduled_for: None,
         sandbox: Default::default(),
+        tasks,
+        task_concurrency: args.task_concurrency,
     };
     store.create_run(&run).await?;
-    let limits = Limits { timeout: args.timeout, memory: args.memory, fuel: args.fuel };
+    request.limits = Limits { timeout: args.timeout, memory: args.memory, fuel: args.fuel };
+    request.tasks = Arc::new(components);
+    request.task_concurrency = args.task_concurrency.map(|n| n as usize);
     let logs: Arc<dyn RunSink> = Arc::new(args.logs.printer(flow.name()));
-    match run_recorded(&engine, &flow, &store, &run, limits, Some(logs)).await {
+    match run_request_recorded(&engine, &flow, &store, &run, request, Some(logs)).await {
         Ok(report) => match report.outcome {
             FlowRunOutcome::Completed { result } => {
                 println!("{result}");
@@ -103,6 +136,15 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
             Ok(ExitCode::from(EXIT_UNRECORDED))
         }
         Err(error) => Err(CommandError(error.to_string())),
+    }
+}
+
+fn parse_task(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, component)) if !name.trim().is_empty() && !component.trim().is_empty() => {
+            Ok((name.trim().to_owned(), component.trim().to_owned()))
+        }
+        _ => Err(format!("`{text}` is not NAME=COMPONENT: write `--task summarize=summarize.wasm`")),
     }
 }
 

@@ -13,6 +13,7 @@ use crate::engine::{Engine, EngineConfig};
 use crate::model::{FlowRunOutcome, Level, RunSink, State, StateRecord};
 use crate::runner::{
     FlowRunRequest, INFRASTRUCTURE_ENV, RecordError, StopSignal, resolve_sandbox, run_request_recorded,
+    stored_task_components,
 };
 use crate::store::{Store, weft_home};
 
@@ -81,11 +82,10 @@ pub(super) async fn runner(args: RunnerArgs) -> Result<ExitCode, CommandError> {
         Err(e) => return crash(&store, &id, format!("its flow component could not be had: {e}")).await,
     };
     let engine = Engine::new(&EngineConfig::default())?;
-    let loaded = match weft_home() {
-        Ok(home) => {
-            engine.load_flow_cached(&bytes, &run.component, &run.component.to_string(), &home.join("cache/compiled"))
-        }
-        Err(_) => engine.load_flow(&bytes, &run.component.to_string()),
+    let cache = weft_home().ok().map(|home| home.join("cache/compiled"));
+    let loaded = match &cache {
+        Some(dir) => engine.load_flow_cached(&bytes, &run.component, &run.component.to_string(), dir),
+        None => engine.load_flow(&bytes, &run.component.to_string()),
     };
     let flow = match loaded {
         Ok(flow) => flow,
@@ -100,6 +100,7 @@ pub(super) async fn runner(args: RunnerArgs) -> Result<ExitCode, CommandError> {
     request.grants = grants;
     request.notes = notes;
     request.stop = Some(stop.clone());
+    request.tasks = Arc::new(stored_task_components(&engine, &store, &run.tasks, cache));
 
     // Heartbeats, and the cancellation check, until the run ends.
     let watcher = tokio::spawn({

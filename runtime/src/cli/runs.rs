@@ -165,6 +165,20 @@ async fn ls(args: LsArgs) -> Result<ExitCode, CommandError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `sha256:` and the first 12 hex digits: enough to tell components apart.
+fn short_digest(digest: &crate::model::Digest) -> String {
+    format!("sha256:{}", &digest.hex()[..12])
+}
+
+/// The first line of an error, at most 80 characters.
+fn first_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    match line.char_indices().nth(79) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line.to_owned(),
+    }
+}
+
 async fn show(args: ShowArgs) -> Result<ExitCode, CommandError> {
     let store = args.store.open()?;
     let Some(summary) = store.run_summary(&args.id).await? else {
@@ -215,12 +229,27 @@ async fn show(args: ShowArgs) -> Result<ExitCode, CommandError> {
         let rows: Vec<Vec<String>> = tasks
             .iter()
             .map(|t| {
-                let state = if t.cached { "Completed (cached)".to_owned() } else { t.state.to_string() };
+                let state = match (t.cached, t.attempts) {
+                    (true, _) => format!("{} (cached)", t.state),
+                    (false, n) if n > 1 => format!("{} (retried {}×)", t.state, n - 1),
+                    _ => t.state.to_string(),
+                };
                 let took = t.ended.and_then(|e| e.duration_since(t.started).ok()).map(duration).unwrap_or_default();
-                vec![t.name.clone(), state, t.attempts.to_string(), took, t.id.clone()]
+                // In-component tasks run in the flow's own component.
+                let component = t.component.as_ref().map_or_else(|| "(flow)".to_owned(), short_digest);
+                let error = t.error.as_deref().filter(|_| t.state != State::Completed).map(first_line);
+                vec![
+                    t.name.clone(),
+                    state,
+                    t.attempts.to_string(),
+                    took,
+                    component,
+                    t.id.clone(),
+                    error.unwrap_or_default(),
+                ]
             })
             .collect();
-        anstream::print!("{}", render(&["TASK", "STATE", "ATTEMPTS", "DURATION", "ID"], &rows));
+        anstream::print!("{}", render(&["TASK", "STATE", "ATTEMPTS", "DURATION", "COMPONENT", "ID", "ERROR"], &rows));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -75,6 +75,46 @@ pub struct ComponentInfo {
     pub parameters_schema: Option<Value>,
     /// The flow's name.
     pub flow_name: Option<String>,
+    /// What the component exports, by name (`weft:flow/flow-entry@0.1.0`).
+    pub exports: Vec<String>,
+}
+
+impl ComponentInfo {
+    /// Whether it exports the `flow` world's entry point.
+    pub fn is_flow(&self) -> bool {
+        self.exports.iter().any(|e| e == FLOW_EXPORT)
+    }
+
+    /// Whether it exports the `task` world's entry point.
+    pub fn is_task(&self) -> bool {
+        self.exports.iter().any(|e| e == TASK_EXPORT)
+    }
+}
+
+/// Like [`inspect`], and checks that the component is a task component
+/// (world `task`) without compiling it.
+pub fn inspect_task(bytes: &[u8], source: &str) -> Result<ComponentInfo, ComponentError> {
+    let info = inspect(bytes, source)?;
+    if info.is_task() {
+        return Ok(info);
+    }
+    let reason = if info.is_flow() {
+        format!(
+            "it is a flow (it exports `{FLOW_EXPORT}`), not a task component: build the task with \
+             `#[weft::task_component]` (or the `task` world of `weft:flow@0.1.0`)"
+        )
+    } else {
+        not_exported(TASK_EXPORT, &info.exports, "`#[weft::task_component]`", "task")
+    };
+    Err(ComponentError::WrongWorld { component: source.to_owned(), reason })
+}
+
+fn not_exported(wanted: &str, exports: &[String], attribute: &str, world: &str) -> String {
+    let listed = if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") };
+    format!(
+        "it does not export `{wanted}` (it exports: {listed}). Mark the entry function with {attribute}, or \
+         implement the `{world}` world of the `weft:flow@0.1.0` WIT package"
+    )
 }
 
 /// Checks that `bytes` are a component and reads its weft custom sections,
@@ -88,10 +128,33 @@ pub fn inspect(bytes: &[u8], source: &str) -> Result<ComponentInfo, ComponentErr
         return Err(ComponentError::NotWasm { component: source.to_owned() });
     }
     let mut info = ComponentInfo::default();
+    let invalid = |e: wasmparser::BinaryReaderError| ComponentError::Invalid {
+        component: source.to_owned(),
+        reason: e.to_string(),
+    };
+    // How deep in nested modules and components the parser is: exports at
+    // depth 0 are the component's own.
+    let mut depth = 0usize;
     for payload in Parser::new(0).parse_all(bytes) {
-        let payload =
-            payload.map_err(|e| ComponentError::Invalid { component: source.to_owned(), reason: e.to_string() })?;
-        let Payload::CustomSection(section) = payload else { continue };
+        let payload = payload.map_err(invalid)?;
+        let section = match payload {
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => {
+                depth += 1;
+                continue;
+            }
+            Payload::End(_) => {
+                depth = depth.saturating_sub(1);
+                continue;
+            }
+            Payload::ComponentExportSection(exports) if depth == 0 => {
+                for export in exports {
+                    info.exports.push(export.map_err(invalid)?.name.name.to_owned());
+                }
+                continue;
+            }
+            Payload::CustomSection(section) => section,
+            _ => continue,
+        };
         let bad = |reason: String| ComponentError::BadSection {
             component: source.to_owned(),
             section: if section.name() == SCHEMA_SECTION { SCHEMA_SECTION } else { NAME_SECTION },
@@ -123,11 +186,7 @@ pub(super) fn wrong_world(
     let reason = if exports.iter().any(|e| e == TASK_EXPORT) {
         format!("it is a task component (it exports `{TASK_EXPORT}`); run a flow that calls it instead")
     } else {
-        let listed = if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") };
-        format!(
-            "it does not export `{FLOW_EXPORT}` (it exports: {listed}). Mark the flow function with \
-             `#[weft::flow]`, or implement the `flow` world of the `weft:flow@0.1.0` WIT package"
-        )
+        not_exported(FLOW_EXPORT, &exports, "`#[weft::flow]`", "flow")
     };
     ComponentError::WrongWorld { component: source.to_owned(), reason }
 }

@@ -1,61 +1,6 @@
-//! Per-run limits: wall-clock deadline, memory cap, optional fuel.
+//! The memory cap, enforced by wasmtime's resource limiter.
 
-use std::time::Duration;
-
-/// What one flow run may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Wall-clock time for the whole run.
-    pub timeout: Duration,
-    /// Linear memory, in bytes, across all of the guest's memories.
-    pub memory: u64,
-    /// Fuel (roughly, WebAssembly instructions); needs an engine built with
-    /// `EngineConfig::fuel`.
-    pub fuel: Option<u64>,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits { timeout: Duration::from_secs(3600), memory: 256 << 20, fuel: None }
-    }
-}
-
-/// A limit the host enforced by stopping the guest.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LimitExceeded {
-    /// The run's wall-clock deadline passed.
-    #[error("exceeded its {} deadline", humantime::format_duration(*.0))]
-    Deadline(Duration),
-    /// The guest tried to grow its memory past the cap.
-    #[error("tried to grow memory past {}", format_bytes(*limit))]
-    Memory {
-        /// The cap, in bytes.
-        limit: u64,
-    },
-    /// An in-component task ran past its timeout.
-    #[error("task `{task}` exceeded its {} timeout", humantime::format_duration(*timeout))]
-    TaskTimeout {
-        /// The task's name.
-        task: String,
-        /// Its timeout.
-        timeout: Duration,
-    },
-}
-
-/// Bytes for a person: `256 MiB`, `1.5 GiB`, `512 B`.
-pub fn format_bytes(bytes: u64) -> String {
-    const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
-    for (unit, size) in UNITS {
-        if bytes >= size {
-            return if bytes.is_multiple_of(size) {
-                format!("{} {unit}", bytes / size)
-            } else {
-                format!("{:.1} {unit}", bytes as f64 / size as f64)
-            };
-        }
-    }
-    format!("{bytes} B")
-}
+use crate::sandbox::LimitExceeded;
 
 /// Enforces the memory cap over all memories of one store, and a sane cap
 /// on tables.
@@ -89,18 +34,5 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
 
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reasons_read_well() {
-        assert_eq!(LimitExceeded::Deadline(Duration::from_secs(5)).to_string(), "exceeded its 5s deadline");
-        assert_eq!(LimitExceeded::Memory { limit: 256 << 20 }.to_string(), "tried to grow memory past 256 MiB");
-        assert_eq!(format_bytes(1536 << 20), "1.5 GiB");
-        assert_eq!(format_bytes(100), "100 B");
     }
 }

@@ -8,7 +8,7 @@
 mod cache;
 mod component;
 mod limits;
-mod wasi;
+mod tasks;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,13 +16,12 @@ use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker};
 
-pub use component::{ComponentError, ComponentInfo, inspect};
+pub use crate::sandbox::{Grants, LimitExceeded, Limits, format_bytes};
+pub use component::{ComponentError, ComponentInfo, inspect, inspect_task};
 pub(crate) use limits::MemoryLimiter;
-pub use limits::{LimitExceeded, Limits, format_bytes};
-pub use wasi::Grants;
-pub(crate) use wasi::sandbox_wasi;
+pub use tasks::{TaskBytes, TaskComponent, TaskComponents, TaskLoader, compile_later};
 
-use crate::host::{FlowPre, RunState};
+use crate::host::{FlowPre, RunState, TaskPre};
 use crate::model::ParameterSchema;
 
 /// How often the epoch advances. Deadlines and cancellation are noticed
@@ -44,8 +43,13 @@ pub struct EngineConfig {
 pub struct EngineError(String);
 
 /// The compiler, the linker and the epoch ticker, shared by every run in the
-/// process.
+/// process. Cloning it is cheap and shares all of them.
+#[derive(Clone)]
 pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     wasmtime: wasmtime::Engine,
     linker: Linker<RunState>,
     fuel: bool,
@@ -54,7 +58,7 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("fuel", &self.fuel).finish_non_exhaustive()
+        f.debug_struct("Engine").field("fuel", &self.inner.fuel).finish_non_exhaustive()
     }
 }
 
@@ -91,7 +95,7 @@ impl Engine {
             })
             .map_err(|e| EngineError(format!("cannot start the epoch thread: {e}")))?;
 
-        Ok(Engine { wasmtime, linker, fuel: config.fuel, ticker })
+        Ok(Engine { inner: Arc::new(Inner { wasmtime, linker, fuel: config.fuel, ticker }) })
     }
 
     /// Compiles a flow component and prepares its instantiation.
@@ -118,21 +122,58 @@ impl Engine {
         cache_dir: &std::path::Path,
     ) -> Result<FlowComponent, ComponentError> {
         let info = inspect(bytes, source)?;
-        let cache = cache::CompiledCache::new(&self.wasmtime, cache_dir);
-        let component = match cache.load(&self.wasmtime, digest) {
+        let component = self.compile_cached(bytes, digest, source, cache_dir)?;
+        self.prepare(&component, info, source)
+    }
+
+    /// Compiles a task component (world `task`) and prepares its
+    /// instantiation; with `cache_dir`, compiled code is cached there as for
+    /// [`Engine::load_flow_cached`] (`digest` must be that of `bytes`).
+    pub fn load_task(
+        &self,
+        bytes: &[u8],
+        digest: &crate::model::Digest,
+        source: &str,
+        cache_dir: Option<&std::path::Path>,
+    ) -> Result<TaskComponent, ComponentError> {
+        inspect_task(bytes, source)?;
+        let component = match cache_dir {
+            Some(dir) => self.compile_cached(bytes, digest, source, dir)?,
+            None => self.compile(bytes, source)?,
+        };
+        let pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| ComponentError::Imports { component: source.to_owned(), reason: format!("{e:#}") })?;
+        let pre = TaskPre::new(pre).map_err(|e| ComponentError::WrongWorld {
+            component: source.to_owned(),
+            reason: format!("it does not export the `task` world's entry point as weft expects: {e:#}"),
+        })?;
+        Ok(TaskComponent::new(pre, digest.clone(), source.to_owned()))
+    }
+
+    fn compile_cached(
+        &self,
+        bytes: &[u8],
+        digest: &crate::model::Digest,
+        source: &str,
+        cache_dir: &std::path::Path,
+    ) -> Result<Component, ComponentError> {
+        let cache = cache::CompiledCache::new(&self.inner.wasmtime, cache_dir);
+        Ok(match cache.load(&self.inner.wasmtime, digest) {
             Some(component) => component,
             None => {
                 let component = self.compile(bytes, source)?;
                 cache.store(&component, digest);
                 component
             }
-        };
-        self.prepare(&component, info, source)
+        })
     }
 
     fn compile(&self, bytes: &[u8], source: &str) -> Result<Component, ComponentError> {
         let started = Instant::now();
-        let component = Component::new(&self.wasmtime, bytes)
+        let component = Component::new(&self.inner.wasmtime, bytes)
             .map_err(|e| ComponentError::Invalid { component: source.to_owned(), reason: format!("{e:#}") })?;
         tracing::debug!(source, elapsed = ?started.elapsed(), "compiled component");
         Ok(component)
@@ -145,10 +186,11 @@ impl Engine {
         source: &str,
     ) -> Result<FlowComponent, ComponentError> {
         let pre = self
+            .inner
             .linker
             .instantiate_pre(component)
             .map_err(|e| ComponentError::Imports { component: source.to_owned(), reason: format!("{e:#}") })?;
-        let pre = FlowPre::new(pre).map_err(|_| component::wrong_world(&self.wasmtime, component, source))?;
+        let pre = FlowPre::new(pre).map_err(|_| component::wrong_world(&self.inner.wasmtime, component, source))?;
         let schema = match info.parameters_schema {
             Some(schema) => Some(ParameterSchema::new(schema).map_err(|reason| ComponentError::BadSection {
                 component: source.to_owned(),
@@ -163,15 +205,15 @@ impl Engine {
 
     /// Whether runs may be given a fuel limit.
     pub fn counts_fuel(&self) -> bool {
-        self.fuel
+        self.inner.fuel
     }
 
     pub(crate) fn wasmtime(&self) -> &wasmtime::Engine {
-        &self.wasmtime
+        &self.inner.wasmtime
     }
 }
 
-impl Drop for Engine {
+impl Drop for Inner {
     fn drop(&mut self) {
         self.ticker.store(false, Ordering::Relaxed);
     }

@@ -1,23 +1,29 @@
 //! The host side of the `weft:flow` WIT interfaces, one file each (`log`,
-//! `context`, `tasks`), and [`RunState`], the data of one run's `Store`.
+//! `context`, `tasks`, the guest's WASI context in `wasi`), and
+//! [`RunState`], the data of one flow's or task's `Store`.
 //!
-//! May call `model` and `engine`'s limit types; does no storage I/O (log
-//! lines and task runs leave through the run's [`RunSink`](crate::model::RunSink)
-//! and its report).
+//! May call `model`, `sandbox` and `engine`'s compiled components; does no
+//! storage I/O (log lines and task runs leave through the run's
+//! [`RunSink`](crate::model::RunSink) and its report).
 
 mod context;
 mod log;
+mod task_components;
 mod tasks;
+mod wasi;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 pub(crate) use self::log::RunLog;
+pub(crate) use self::task_components::TaskEnv;
 pub(crate) use self::tasks::TaskRuns;
-use crate::engine::{LimitExceeded, MemoryLimiter};
+use crate::engine::MemoryLimiter;
+use crate::sandbox::{Grants, LimitExceeded, Limits, StopSignal, Stopped};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -27,11 +33,30 @@ mod bindings {
             "weft:flow/tasks": async | trappable,
         },
         exports: { default: async },
+        with: {
+            "weft:flow/tasks.submitted-task": super::task_components::Submitted,
+        },
+    });
+}
+
+/// The `task` world: its export; its imports are the flow world's.
+mod task_bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit/weft-flow@0.1.0",
+        world: "task",
+        exports: { default: async },
+        with: {
+            "weft:flow/types": super::bindings::weft::flow::types,
+            "weft:flow/log": super::bindings::weft::flow::log,
+            "weft:flow/context": super::bindings::weft::flow::context,
+            "weft:flow/tasks": super::bindings::weft::flow::tasks,
+        },
     });
 }
 
 pub(crate) use bindings::FlowPre;
 pub(crate) use bindings::weft::flow::types::Error as WitError;
+pub(crate) use task_bindings::TaskPre;
 
 /// Who the run is, as the guest's `context.current` reports it.
 #[derive(Debug, Clone)]
@@ -53,19 +78,22 @@ pub struct RunState {
     deadline: Instant,
     timeout: std::time::Duration,
     /// Set when the run is to stop: cancelled, or its runner signalled.
-    pub(crate) stop: Option<Arc<crate::runner::StopSignal>>,
+    pub(crate) stop: Option<Arc<StopSignal>>,
+    /// The task components the guest may call; none in a task component,
+    /// which may not call others.
+    pub(crate) components: Option<Arc<TaskEnv>>,
 }
 
 impl RunState {
     pub(crate) fn new(
         identity: RunIdentity,
         log: Arc<RunLog>,
-        limits: &crate::engine::Limits,
-        grants: &crate::engine::Grants,
+        limits: &Limits,
+        grants: &Grants,
         started: Instant,
     ) -> Result<Self, String> {
         Ok(RunState {
-            wasi: crate::engine::sandbox_wasi(&log, grants)?,
+            wasi: wasi::sandbox_wasi(&log, grants)?,
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(limits.memory),
             identity,
@@ -74,13 +102,14 @@ impl RunState {
             deadline: started + limits.timeout,
             timeout: limits.timeout,
             stop: None,
+            components: None,
         })
     }
 
     /// Why the guest must stop now, if it must; called on every epoch tick.
     pub(crate) fn interruption(&self, now: Instant) -> Option<wasmtime::Error> {
         if let Some(reason) = self.stop.as_ref().and_then(|s| s.reason()) {
-            return Some(wasmtime::Error::new(crate::runner::Stopped(reason)));
+            return Some(wasmtime::Error::new(Stopped(reason)));
         }
         if now >= self.deadline {
             return Some(wasmtime::Error::new(LimitExceeded::Deadline(self.timeout)));
@@ -105,10 +134,55 @@ pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
 
 impl bindings::weft::flow::types::Host for RunState {}
 
+/// Gives a store its fuel and its epoch deadline: on every tick the
+/// deadlines and the stop signal are checked, and the guest yields so that
+/// other runs on this thread make progress even when it never calls the host.
+pub(crate) fn configure_store(store: &mut Store<RunState>, counts_fuel: bool, fuel: Option<u64>) -> Result<(), String> {
+    if let Some(fuel) = fuel {
+        if !counts_fuel {
+            return Err("a fuel limit was set, but the engine does not count fuel (build it with fuel enabled)".into());
+        }
+        store.set_fuel(fuel).map_err(|e| format!("cannot set fuel: {e}"))?;
+    } else if counts_fuel {
+        store.set_fuel(u64::MAX).map_err(|e| format!("cannot set fuel: {e}"))?;
+    }
+    store.limiter(|state| &mut state.limiter);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|ctx| match ctx.data().interruption(Instant::now()) {
+        Some(error) => Err(error),
+        None => Ok(UpdateDeadline::Yield(1)),
+    });
+    Ok(())
+}
+
+/// Why the guest stopped, for a person.
+pub(crate) fn trap_reason(error: &wasmtime::Error, log: &RunLog) -> String {
+    if let Some(limit) = error.downcast_ref::<LimitExceeded>() {
+        return limit.to_string();
+    }
+    if let Some(panic) = log.panic_message() {
+        return panic;
+    }
+    let place = error
+        .downcast_ref::<WasmBacktrace>()
+        .and_then(|bt| bt.frames().iter().find_map(|f| f.func_name().map(str::to_owned)))
+        .map(|name| format!(" in `{:#}`", rustc_demangle::demangle(&name)))
+        .unwrap_or_default();
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => "ran out of fuel".to_owned(),
+        Some(Trap::StackOverflow) => format!("overflowed its stack{place}"),
+        Some(trap) => {
+            let trap = trap.to_string();
+            format!("trapped{place}: {}", trap.strip_prefix("wasm trap: ").unwrap_or(&trap))
+        }
+        None => format!("stopped by the host: {}", error.root_cause()),
+    }
+}
+
 /// Runs the flow's `run` export.
 pub(crate) async fn call_flow(
     pre: &FlowPre<RunState>,
-    store: &mut wasmtime::Store<RunState>,
+    store: &mut Store<RunState>,
     parameters: String,
 ) -> wasmtime::Result<Result<String, WitError>> {
     let flow = pre.instantiate_async(&mut *store).await?;

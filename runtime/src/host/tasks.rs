@@ -1,5 +1,6 @@
 //! `weft:flow/tasks`: task runs of in-component tasks (`begin`/`end`, with
-//! retries and the in-run cache), and calls to task components.
+//! retries and the in-run cache), and calls to task components (run by
+//! [`TaskEnv`](super::TaskEnv)).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -7,10 +8,11 @@ use std::time::{Duration, Instant, SystemTime};
 use wasmtime::component::Resource;
 
 use super::RunState;
-use super::bindings::weft::flow::tasks::{BeginOutcome, Host, HostSubmittedTask, NextStep, SubmittedTask, TaskOptions};
+use super::bindings::weft::flow::tasks::{BeginOutcome, Host, HostSubmittedTask, NextStep, TaskOptions};
 use super::bindings::weft::flow::types::Error as WitError;
-use crate::engine::LimitExceeded;
+use super::task_components::Submitted;
 use crate::model::{Level, LogSource, State, TaskRun, new_id};
+use crate::sandbox::LimitExceeded;
 
 /// The task runs of one flow run.
 #[derive(Default)]
@@ -21,6 +23,9 @@ pub(crate) struct TaskRuns {
     open: Vec<OpenTask>,
     /// Results by cache key.
     cache: HashMap<String, String>,
+    /// In a task component's store: its own task run, which lines and the
+    /// context are attributed to when no in-component task is open.
+    base: Option<(String, String)>,
 }
 
 struct OpenTask {
@@ -34,10 +39,18 @@ struct OpenTask {
 impl TaskRuns {
     /// The innermost open task run: (id, name).
     pub(crate) fn current(&self) -> Option<(&str, &str)> {
-        self.open.last().map(|t| {
-            let record = &self.records[t.record];
-            (record.id.as_str(), record.name.as_str())
-        })
+        match self.open.last() {
+            Some(t) => {
+                let record = &self.records[t.record];
+                Some((record.id.as_str(), record.name.as_str()))
+            }
+            None => self.base.as_ref().map(|(id, name)| (id.as_str(), name.as_str())),
+        }
+    }
+
+    /// Makes this the store of the task component run `id`.
+    pub(crate) fn set_base(&mut self, id: String, name: String) {
+        self.base = Some((id, name));
     }
 
     /// The timeout of an open task run that has passed, if any.
@@ -81,6 +94,7 @@ impl Host for RunState {
             name,
             state: State::Running,
             attempts: 0,
+            component: None,
             cached: false,
             cache_key: options.cache_key.clone(),
             started: now,
@@ -151,36 +165,47 @@ impl Host for RunState {
         Ok(NextStep::Finish)
     }
 
-    async fn call(&mut self, name: String, _input: String) -> wasmtime::Result<Result<String, WitError>> {
-        Ok(Err(no_task_components(&name)))
+    async fn call(&mut self, name: String, input: String) -> wasmtime::Result<Result<String, WitError>> {
+        let mut submitted = match self.submit_task(name, input) {
+            Ok(submitted) => submitted,
+            Err(error) => return Ok(Err(error)),
+        };
+        Ok(submitted.wait().await)
     }
 
-    async fn submit(
-        &mut self,
-        name: String,
-        _input: String,
-    ) -> wasmtime::Result<Result<Resource<SubmittedTask>, WitError>> {
-        Ok(Err(no_task_components(&name)))
+    async fn submit(&mut self, name: String, input: String) -> wasmtime::Result<Result<Resource<Submitted>, WitError>> {
+        let submitted = match self.submit_task(name, input) {
+            Ok(submitted) => submitted,
+            Err(error) => return Ok(Err(error)),
+        };
+        Ok(Ok(self.table.push(submitted)?))
+    }
+}
+
+impl RunState {
+    fn submit_task(&mut self, name: String, input: String) -> Result<Submitted, WitError> {
+        match &self.components {
+            Some(env) => env.submit(name, input),
+            None => Err(WitError {
+                message: format!(
+                    "cannot run task component `{name}` from a task component: only a flow calls task components; \
+                     call `{name}` from the flow and pass its result on"
+                ),
+                retryable: false,
+            }),
+        }
     }
 }
 
 impl HostSubmittedTask for RunState {
-    async fn wait(&mut self, task: Resource<SubmittedTask>) -> wasmtime::Result<Result<String, WitError>> {
-        // `submit` never hands one out, so no guest can hold one.
-        Err(wasmtime::Error::msg(format!("unknown submitted task (handle {})", task.rep())))
+    async fn wait(&mut self, task: Resource<Submitted>) -> wasmtime::Result<Result<String, WitError>> {
+        let submitted = self.table.get_mut(&task)?;
+        Ok(submitted.wait().await)
     }
 
-    async fn drop(&mut self, _task: Resource<SubmittedTask>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, task: Resource<Submitted>) -> wasmtime::Result<()> {
+        // Dropping it stops the task run if it is still going.
+        self.table.delete(task)?;
         Ok(())
-    }
-}
-
-fn no_task_components(name: &str) -> WitError {
-    WitError {
-        message: format!(
-            "cannot run task component `{name}`: this version of weft runs in-component tasks \
-             (`#[weft::task]`) only; call the task as a function of the flow instead"
-        ),
-        retryable: false,
     }
 }

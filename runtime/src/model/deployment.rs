@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
-use super::{Digest, Parameters};
+use super::{Digest, Parameters, TaskComponentRef, TaskSpec};
 
 /// A deployment file: one or more deployments.
 #[derive(Debug, Clone, Deserialize)]
@@ -35,9 +35,14 @@ pub struct DeploymentSpec {
     /// Default parameters, checked against the flow's schema on deploy.
     #[serde(default)]
     pub parameters: Parameters,
-    /// Task components by the name the flow calls them: references like `flow`.
+    /// Task components by the name the flow calls them: references like
+    /// `flow`, alone or with a timeout, memory limit and retries.
     #[serde(default)]
-    pub tasks: BTreeMap<String, String>,
+    pub tasks: BTreeMap<String, TaskSpec>,
+    /// At most this many task components of one run at once; default: the
+    /// runner's core count.
+    #[serde(default, deserialize_with = "positive")]
+    pub task_concurrency: Option<u32>,
     /// When runs are scheduled: one schedule or a list.
     #[serde(default, deserialize_with = "one_or_many")]
     pub schedule: Vec<Schedule>,
@@ -230,8 +235,11 @@ pub struct Deployment {
     #[serde(default)]
     pub parameters: Parameters,
     /// Task components by name.
-    #[serde(default)]
-    pub tasks: BTreeMap<String, Digest>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tasks: BTreeMap<String, TaskComponentRef>,
+    /// Task components of one run at once, at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_concurrency: Option<u32>,
     /// Schedules.
     #[serde(default)]
     pub schedule: Vec<Schedule>,
@@ -364,12 +372,20 @@ fn number_or_text<'de, D: Deserializer<'de>>(
     d.deserialize_any(Visitor(what, scale, parse))
 }
 
-fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+pub(super) fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     number_or_text(d, "a size such as 256MiB or 1GiB", 1, |text| {
         text.parse::<bytesize::ByteSize>()
             .map(|s| s.as_u64())
             .map_err(|_| format!("invalid size `{text}`: write a size such as 256MiB or 1GiB"))
     })
+}
+
+fn positive<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let n = u32::deserialize(d)?;
+    if n == 0 {
+        return Err(de::Error::custom("must be at least 1: it is how many task components may run at once"));
+    }
+    Ok(Some(n))
 }
 
 fn hosts<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -405,7 +421,7 @@ pub mod duration {
     }
 }
 
-mod optional_duration {
+pub(super) mod optional_duration {
     use std::time::Duration;
 
     use serde::{Deserializer, Serializer};
@@ -489,13 +505,8 @@ fn explain(error: &serde_saphyr::Error) -> String {
         .map(|c| c.trim().trim_matches('`'))
         .filter(|c| !c.is_empty())
         .collect();
-    let best = candidates
-        .iter()
-        .map(|c| (strsim::jaro_winkler(field, c), *c))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0));
-    match best {
-        Some((_, suggestion)) => format!("unknown field `{field}`: did you mean `{suggestion}`?"),
+    match super::closest(field, candidates.iter().copied()) {
+        Some(suggestion) => format!("unknown field `{field}`: did you mean `{suggestion}`?"),
         None => format!("unknown field `{field}`: expected one of {}", candidates.join(", ")),
     }
 }

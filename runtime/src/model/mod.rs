@@ -5,6 +5,7 @@ mod deployment;
 mod logs;
 mod parameters;
 mod runs;
+mod tasks;
 
 pub use deployment::{
     Deployment, DeploymentFile, DeploymentFileError, DeploymentSpec, DirGrant, Infrastructure, Sandbox, Schedule,
@@ -14,9 +15,21 @@ pub use logs::rfc3339;
 pub use logs::{DiscardLogs, Level, LogLine, LogSource, RunSink, Tee};
 pub use parameters::{ParameterError, ParameterProblem, ParameterSchema, Parameters, parse_assignment};
 pub use runs::{Digest, FlowRun, FlowRunOutcome, State, StateRecord, TaskRun};
+pub use tasks::{Backoff, TaskComponentRef, TaskPolicy, TaskSpec};
 
 /// A fresh id for a flow run or task run: a ULID, so ids sort by the time
 /// they were made.
 pub fn new_id() -> String {
     ulid::Ulid::new().to_string()
+}
+
+/// The candidate closest to `word`, if one is close enough to be what was
+/// meant: for "did you mean" hints.
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(word, c), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
 }

@@ -87,6 +87,10 @@ pub struct TaskRun {
     /// Running until it ends; Completed (also when cached), Failed, or
     /// Crashed when the flow run ended while it was open.
     pub state: State,
+    /// The task component's digest; none for a task inside the flow's own
+    /// component.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<Digest>,
     /// How many attempts were made (0 when the result came from the cache).
     pub attempts: u32,
     /// Whether the result came from the cache.
@@ -203,6 +207,13 @@ pub struct FlowRun {
     /// What it may use and reach, fixed when it was created.
     #[serde(default)]
     pub sandbox: super::Sandbox,
+    /// The task components it may call, by name, fixed when it was created.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tasks: std::collections::BTreeMap<String, super::TaskComponentRef>,
+    /// Task components running at once, at most; default: the runner's
+    /// core count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_concurrency: Option<u32>,
 }
 
 /// One entry of a run's state history (`runs/<id>/states/<seq>.json`).

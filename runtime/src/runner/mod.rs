@@ -4,88 +4,27 @@
 //!
 //! May call `engine`, `host` and `model`.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::Notify;
-
-use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
+use wasmtime::Store;
 
 mod recorded;
 
 pub use recorded::{FLUSH_INTERVAL, RecordError, run_recorded, run_request_recorded};
 
-use crate::engine::{Engine, FlowComponent, Grants, LimitExceeded, Limits};
-use crate::host::{RunIdentity, RunLog, RunState};
+use crate::engine::{Engine, FlowComponent, TaskComponents};
+use crate::host::{RunIdentity, RunLog, RunState, TaskEnv, configure_store, trap_reason};
 use crate::model::{
     FlowRun, FlowRunOutcome, Level, LogSource, ParameterError, Parameters, RunSink, Sandbox, TaskRun, new_id,
 };
+use crate::sandbox::{Grants, LimitExceeded, Limits};
+pub use crate::sandbox::{StopSignal, Stopped};
 
 /// Set to `kubernetes` in a Job's flow container: a signal to the runner
 /// then [interrupts](StopSignal::interrupt) the run, and the agent records
 /// why Kubernetes stopped the pod.
 pub const INFRASTRUCTURE_ENV: &str = "WEFT_INFRASTRUCTURE";
-
-/// Asks a running flow to stop: set by a cancellation or a signal to the
-/// runner. The guest is stopped at its next epoch tick, or at once if it is
-/// waiting in the host.
-#[derive(Debug, Default)]
-pub struct StopSignal {
-    /// Why, and whether the runner records the stop itself.
-    reason: Mutex<Option<(String, bool)>>,
-    notify: Notify,
-}
-
-impl StopSignal {
-    /// Stops the run, saying why; the run records its end itself. The first
-    /// reason given is kept.
-    pub fn stop(&self, reason: impl Into<String>) {
-        self.set(reason.into(), true);
-    }
-
-    /// Stops the run but leaves its final state to whoever stopped it: a
-    /// pod's runner is signalled by Kubernetes, and the agent, which sees
-    /// why (an eviction, a deletion, a deadline), records that instead.
-    /// A run being cancelled still records Cancelled.
-    pub fn interrupt(&self, reason: impl Into<String>) {
-        self.set(reason.into(), false);
-    }
-
-    fn set(&self, reason: String, recorded: bool) {
-        let mut current = self.reason.lock().unwrap_or_else(PoisonError::into_inner);
-        if current.is_none() {
-            *current = Some((reason, recorded));
-        }
-        drop(current);
-        self.notify.notify_waiters();
-        self.notify.notify_one();
-    }
-
-    /// Why the run was asked to stop, if it was.
-    pub fn reason(&self) -> Option<String> {
-        self.reason.lock().unwrap_or_else(PoisonError::into_inner).as_ref().map(|(reason, _)| reason.clone())
-    }
-
-    /// Whether the run was [interrupted](Self::interrupt): its end is left
-    /// to whoever stopped it.
-    pub fn interrupted(&self) -> bool {
-        self.reason.lock().unwrap_or_else(PoisonError::into_inner).as_ref().is_some_and(|(_, recorded)| !recorded)
-    }
-
-    async fn stopped(&self) -> String {
-        loop {
-            if let Some(reason) = self.reason() {
-                return reason;
-            }
-            self.notify.notified().await;
-        }
-    }
-}
-
-/// The trap raised in a guest that was asked to stop.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("stopped: {0}")]
-pub struct Stopped(pub String);
 
 /// Everything needed to run a flow once, parameters already validated.
 #[derive(Debug, Clone)]
@@ -104,6 +43,10 @@ pub struct FlowRunRequest {
     pub stop: Option<Arc<StopSignal>>,
     /// Warnings about the run's setup, written to its log when it begins.
     pub notes: Vec<String>,
+    /// The task components the flow may call by name.
+    pub tasks: Arc<TaskComponents>,
+    /// Task components running at once, at most; default: the core count.
+    pub task_concurrency: Option<usize>,
     parameters: Parameters,
 }
 
@@ -139,6 +82,8 @@ impl FlowRunRequest {
             grants: Grants::default(),
             stop: None,
             notes: Vec::new(),
+            tasks: Arc::new(TaskComponents::new()),
+            task_concurrency: None,
             parameters,
         })
     }
@@ -151,6 +96,7 @@ impl FlowRunRequest {
         request.deployment_name = run.deployment.clone();
         request.attempt = run.attempt;
         request.limits = limits;
+        request.task_concurrency = run.task_concurrency.map(|n| n as usize);
         Ok(request)
     }
 
@@ -187,7 +133,7 @@ pub async fn run_flow(
 ) -> FlowRunReport {
     let started_at = SystemTime::now();
     let started = Instant::now();
-    let log = Arc::new(RunLog::new(logs, request.flow_run_id.clone()));
+    let log = Arc::new(RunLog::new(logs.clone(), request.flow_run_id.clone()));
     let identity = RunIdentity {
         flow_run_id: request.flow_run_id.clone(),
         flow_name: flow.name().to_owned(),
@@ -204,14 +150,22 @@ pub async fn run_flow(
         log.emit(Level::Warn, LogSource::Weft, note.clone(), Vec::new());
     }
     let mut tasks = crate::host::TaskRuns::default();
+    let components = Arc::new(TaskEnv::new(
+        request.tasks.clone(),
+        request.task_concurrency.unwrap_or_else(default_task_concurrency),
+        identity.clone(),
+        logs.clone(),
+        &request,
+        engine.counts_fuel(),
+    ));
 
     let outcome = match RunState::new(identity, log.clone(), &request.limits, &request.grants, started) {
         Err(reason) => FlowRunOutcome::Failed { reason, retryable: false },
         Ok(mut state) => {
             state.stop = request.stop.clone();
+            state.components = Some(components.clone());
             let mut store = Store::new(engine.wasmtime(), state);
-            store.limiter(|state| &mut state.limiter);
-            let outcome = match configure(&mut store, engine, &request.limits) {
+            let outcome = match configure_store(&mut store, engine.counts_fuel(), request.limits.fuel) {
                 Err(reason) => FlowRunOutcome::Failed { reason, retryable: false },
                 Ok(()) => execute(&mut store, flow, &request).await,
             };
@@ -225,7 +179,12 @@ pub async fn run_flow(
         FlowRunOutcome::Failed { reason, .. } | FlowRunOutcome::Cancelled { reason } => Some(reason.as_str()),
         FlowRunOutcome::Completed { .. } => None,
     };
-    let task_runs = tasks.finish(failure, &log);
+    // Task components still running when the flow ended (submitted, never
+    // waited for) are stopped and recorded before the run's end is.
+    components.finish().await;
+    let mut task_runs = tasks.finish(failure, &log);
+    task_runs.extend(components.take_records());
+    task_runs.sort_by(|a, b| a.started.cmp(&b.started).then_with(|| a.id.cmp(&b.id)));
     let (level, message) = match &outcome {
         FlowRunOutcome::Completed { .. } => (Level::Info, "Finished in state Completed".to_owned()),
         FlowRunOutcome::Failed { reason, .. } => (Level::Error, format!("Finished in state Failed: {reason}")),
@@ -242,25 +201,6 @@ pub async fn run_flow(
         started: started_at,
         duration: started.elapsed(),
     }
-}
-
-fn configure(store: &mut Store<RunState>, engine: &Engine, limits: &Limits) -> Result<(), String> {
-    if let Some(fuel) = limits.fuel {
-        if !engine.counts_fuel() {
-            return Err("a fuel limit was set, but the engine does not count fuel (build it with fuel enabled)".into());
-        }
-        store.set_fuel(fuel).map_err(|e| format!("cannot set fuel: {e}"))?;
-    } else if engine.counts_fuel() {
-        store.set_fuel(u64::MAX).map_err(|e| format!("cannot set fuel: {e}"))?;
-    }
-    // Every tick, check the deadlines; yield so that other runs on this
-    // thread make progress even when a guest never calls the host.
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(|ctx| match ctx.data().interruption(Instant::now()) {
-        Some(error) => Err(error),
-        None => Ok(UpdateDeadline::Yield(1)),
-    });
-    Ok(())
 }
 
 async fn execute(store: &mut Store<RunState>, flow: &FlowComponent, request: &FlowRunRequest) -> FlowRunOutcome {
@@ -305,28 +245,44 @@ async fn execute(store: &mut Store<RunState>, flow: &FlowComponent, request: &Fl
     }
 }
 
-/// Why the guest stopped, for a person.
-fn trap_reason(error: &wasmtime::Error, log: &RunLog) -> String {
-    if let Some(limit) = error.downcast_ref::<LimitExceeded>() {
-        return limit.to_string();
+/// The task components of a recorded run: each fetched from `store` (its
+/// digest verified) and compiled on its first call, compiled code cached in
+/// `cache_dir`.
+pub fn stored_task_components(
+    engine: &Engine,
+    store: &crate::store::Store,
+    tasks: &std::collections::BTreeMap<String, crate::model::TaskComponentRef>,
+    cache_dir: Option<std::path::PathBuf>,
+) -> TaskComponents {
+    let mut components = TaskComponents::new();
+    for (name, task) in tasks {
+        let (store, digest) = (store.clone(), task.component.clone());
+        let fetch = move || -> crate::engine::TaskBytes {
+            let (store, digest) = (store.clone(), digest.clone());
+            Box::pin(async move {
+                store
+                    .fetch_artifact(&digest)
+                    .await
+                    .map(Arc::from)
+                    .map_err(|e| format!("its component could not be had: {e}"))
+            })
+        };
+        let loader = crate::engine::compile_later(
+            engine,
+            fetch,
+            task.component.clone(),
+            task.component.to_string(),
+            cache_dir.clone(),
+        );
+        components.insert(name.clone(), task.component.clone(), task.policy.clone(), loader);
     }
-    if let Some(panic) = log.panic_message() {
-        return panic;
-    }
-    let place = error
-        .downcast_ref::<WasmBacktrace>()
-        .and_then(|bt| bt.frames().iter().find_map(|f| f.func_name().map(str::to_owned)))
-        .map(|name| format!(" in `{:#}`", rustc_demangle::demangle(&name)))
-        .unwrap_or_default();
-    match error.downcast_ref::<Trap>() {
-        Some(Trap::OutOfFuel) => "ran out of fuel".to_owned(),
-        Some(Trap::StackOverflow) => format!("overflowed its stack{place}"),
-        Some(trap) => {
-            let trap = trap.to_string();
-            format!("trapped{place}: {}", trap.strip_prefix("wasm trap: ").unwrap_or(&trap))
-        }
-        None => format!("stopped by the host: {}", error.root_cause()),
-    }
+    components
+}
+
+/// How many task components of one run may run at once unless the run
+/// says: one per core.
+pub fn default_task_concurrency() -> usize {
+    std::thread::available_parallelism().map(usize::from).unwrap_or(1)
 }
 
 /// The limits and grants of a sandbox, resolved for a run now: granted

@@ -5,10 +5,10 @@ use std::time::SystemTime;
 
 use super::{ArtifactError, ComponentSource, Store, StoreError};
 use crate::agent::kubernetes::{JobRun, JobTemplate};
-use crate::engine::inspect;
+use crate::engine::{inspect, inspect_task};
 use crate::model::{
     Deployment, DeploymentSpec, FlowRun, Infrastructure, ParameterError, ParameterSchema, Parameters, State,
-    StateRecord,
+    StateRecord, TaskComponentRef,
 };
 
 /// Why a deployment could not be applied.
@@ -104,15 +104,17 @@ impl Store {
             }
         }
         let mut tasks = std::collections::BTreeMap::new();
-        for (task, reference) in &spec.tasks {
-            let source = component(reference).map_err(|e| invalid(format!("task `{task}`: {e}")))?;
-            let (_, digest) = self.component(&source, options).await.map_err(|source| DeployError::Component {
+        for (task, spec_task) in &spec.tasks {
+            let source = component(&spec_task.component).map_err(|e| invalid(format!("task `{task}`: {e}")))?;
+            let (bytes, digest) = self.component(&source, options).await.map_err(|source| DeployError::Component {
                 deployment: name.clone(),
                 file: file.to_owned(),
                 line,
                 source,
             })?;
-            tasks.insert(task.clone(), digest);
+            // A flow registered as a task would fail every call: say so now.
+            inspect_task(&bytes, &spec_task.component).map_err(|e| invalid(format!("task `{task}`: {e}")))?;
+            tasks.insert(task.clone(), TaskComponentRef { component: digest, policy: spec_task.policy.clone() });
         }
         let job_template = match &spec.infrastructure {
             Infrastructure::Kubernetes { job_variables, job_template } => {
@@ -148,6 +150,7 @@ impl Store {
             parameters_schema: info.parameters_schema,
             parameters: spec.parameters.clone(),
             tasks,
+            task_concurrency: spec.task_concurrency,
             schedule: spec.schedule.clone(),
             tags: spec.tags.clone(),
             retries: spec.retries,
@@ -195,6 +198,8 @@ impl Store {
             created: SystemTime::now(),
             scheduled_for: Some(due),
             sandbox: deployment.sandbox.clone(),
+            tasks: deployment.tasks.clone(),
+            task_concurrency: deployment.task_concurrency,
         };
         let path = format!("runs/{}/run.json", run.id);
         let json = serde_json::to_vec(&run).map_err(|e| StoreError::Corrupt {

@@ -121,12 +121,8 @@ impl JobTemplate {
         for (key, value) in variables {
             if !self.defaults.contains_key(key) {
                 let known: Vec<&str> = self.defaults.keys().map(String::as_str).collect();
-                let hint = known
-                    .iter()
-                    .map(|k| (strsim::jaro_winkler(key, k), *k))
-                    .filter(|(score, _)| *score > 0.8)
-                    .max_by(|a, b| a.0.total_cmp(&b.0))
-                    .map(|(_, k)| format!("did you mean `{k}`?"))
+                let hint = crate::model::closest(key, known.iter().copied())
+                    .map(|k| format!("did you mean `{k}`?"))
                     .unwrap_or_else(|| format!("the variables are: {}", known.join(", ")));
                 return Err(self.error(format!("unknown job variable `{key}`: {hint}")));
             }

@@ -3,9 +3,6 @@
 //! arguments, no sockets, an empty stdin; the guest's stdout and stderr
 //! become log lines of its run.
 
-use std::collections::HashSet;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -15,19 +12,9 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
-use crate::host::RunLog;
+use super::RunLog;
 use crate::model::LogSource;
-
-/// What a guest is granted beyond nothing, resolved for one run.
-#[derive(Debug, Clone, Default)]
-pub struct Grants {
-    /// Environment variables, with their values.
-    pub env: Vec<(String, String)>,
-    /// Host directories: (host path, guest path, read-only).
-    pub dirs: Vec<(PathBuf, String, bool)>,
-    /// The addresses the guest may connect to over TCP.
-    pub connect: HashSet<SocketAddr>,
-}
+use crate::sandbox::Grants;
 
 /// A WASI context with only `grants`, capturing stdout and stderr into the
 /// run's log. Fails, naming it, on a directory that cannot be opened.
