@@ -56,10 +56,13 @@ demo: setup
 
 # The store tests run against moto (S3), Azurite (Azure Blob) and
 # fake-gcs-server (GCS); install.sh puts them in target/emulators/ and the
-# tests start and stop them on ports of their own. The integration tests run
+# tests start and stop them on ports of their own. The Python components the
+# tests run are built with componentize-py, which tests/toolchains/install.sh
+# puts in target/toolchains/. The integration tests run
 # target/$(TARGET)/debug/weft, built first.
 test: setup
 	tests/emulators/install.sh
+	tests/toolchains/install.sh
 	$(CARGO) build -p weft --target $(TARGET)
 	$(CARGO) test --workspace --target $(TARGET)
 

@@ -2,7 +2,7 @@
 
 use weft::engine::ComponentError;
 
-use crate::fixtures::{COMMAND, EXAMPLE_HELLO};
+use crate::fixtures::{COMMAND, EXAMPLE_HELLO, PARAMS, WORKER_TASK};
 use crate::{engine, stderr, weft_output};
 
 #[test]
@@ -84,4 +84,62 @@ async fn compiled_code_is_cached_on_local_disk_and_a_bad_entry_is_recompiled() {
     let recompiled = engine().load_flow_cached(&bytes, &digest, "hello.wasm", dir.path()).expect("recompiles");
     assert_eq!(run(recompiled).await, hello);
     assert!(std::fs::metadata(entry()).expect("entry").len() > 1000, "the bad entry was replaced");
+}
+
+/// `weft component annotate` on a copy of `fixture`, with extra arguments.
+fn annotate(fixture: &str, args: &[&str]) -> (std::process::Output, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = dir.path().join("component.wasm");
+    std::fs::copy(fixture, &copy).expect("copy");
+    let mut command = crate::weft();
+    command.args(["component", "annotate"]).arg(&copy).args(args).current_dir(dir.path());
+    (command.output().expect("weft component annotate"), dir)
+}
+
+#[test]
+fn annotate_embeds_a_name_and_a_schema_that_the_host_then_reads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let schema = dir.path().join("schema.json");
+    let json = r#"{"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}"#;
+    std::fs::write(&schema, json).expect("write");
+    let schema = schema.display().to_string();
+    let (output, dir) = annotate(WORKER_TASK, &["--flow-name", "counted", "--parameters-schema", &schema]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let bytes = std::fs::read(dir.path().join("component.wasm")).expect("annotated");
+    let info = weft::engine::inspect(&bytes, "component.wasm").expect("still a component");
+    assert_eq!(info.flow_name.as_deref(), Some("counted"));
+    assert_eq!(info.parameters_schema.as_ref().expect("schema")["required"], serde_json::json!(["n"]));
+    assert!(info.is_task(), "annotating changes nothing else");
+    assert!(engine().load_task(&bytes, &weft::model::Digest::of(&bytes), "component.wasm", None).is_ok());
+}
+
+#[test]
+fn annotate_refuses_duplicates_bad_names_and_bad_schemas() {
+    let (output, _dir) = annotate(PARAMS, &["--flow-name", "again"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("already has a `weft:flow-name` custom section"), "{}", stderr(&output));
+
+    let (output, _dir) = annotate(WORKER_TASK, &["--flow-name", "two\nlines"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("holds control characters"), "{}", stderr(&output));
+
+    let (output, dir) = annotate(WORKER_TASK, &["--parameters-schema", "schema.json"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("cannot read schema file `schema.json`"), "{}", stderr(&output));
+    std::fs::write(dir.path().join("bad.json"), r#"{"type": "integr"}"#).expect("write");
+    let copy = dir.path().join("component.wasm");
+    let output = crate::weft()
+        .args(["component", "annotate"])
+        .arg(&copy)
+        .args(["--parameters-schema", "bad.json"])
+        .current_dir(dir.path())
+        .output()
+        .expect("weft");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("the parameters schema is not a valid JSON Schema"), "{}", stderr(&output));
+    assert_eq!(std::fs::read(&copy).expect("read"), std::fs::read(WORKER_TASK).expect("read"), "nothing written");
+
+    let (output, _dir) = annotate(WORKER_TASK, &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("nothing to embed"), "{}", stderr(&output));
 }

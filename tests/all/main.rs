@@ -16,6 +16,7 @@ mod failures;
 mod faults;
 mod kubernetes;
 mod parameters;
+mod python;
 mod sandbox;
 mod store;
 mod task_components;

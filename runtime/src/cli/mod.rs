@@ -2,6 +2,7 @@
 //! thin over the library (parse, call, print).
 
 mod agent;
+mod component;
 mod deploy;
 mod deployment;
 mod job_template;
@@ -51,6 +52,8 @@ enum Command {
     Runner(runner::RunnerArgs),
     Agent(agent::AgentArgs),
     JobTemplate(job_template::JobTemplateArgs),
+    #[command(subcommand)]
+    Component(component::ComponentCommand),
 }
 
 /// An error that ends a command: printed as one message, exit status 2.
@@ -87,6 +90,7 @@ pub fn main() -> ExitCode {
             Command::Runner(args) => runner::runner(args).await,
             Command::Agent(args) => agent::agent(args).await,
             Command::JobTemplate(args) => job_template::job_template(args),
+            Command::Component(command) => component::component(command),
         }
     });
     match result {

@@ -176,6 +176,102 @@ pub fn inspect(bytes: &[u8], source: &str) -> Result<ComponentInfo, ComponentErr
     Ok(info)
 }
 
+/// What [`annotate`] writes into a component.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Annotations {
+    /// The flow's name (`weft:flow-name`).
+    pub flow_name: Option<String>,
+    /// The parameters' JSON Schema (`weft:parameters-schema`).
+    pub parameters_schema: Option<Value>,
+}
+
+/// Why a component could not be annotated.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AnnotateError {
+    /// The bytes are not a usable component.
+    #[error(transparent)]
+    Component(#[from] ComponentError),
+    /// Nothing to write.
+    #[error("nothing to embed: give `--flow-name NAME`, `--parameters-schema FILE`, or both")]
+    Nothing,
+    /// The component has the section already.
+    #[error(
+        "`{component}` already has a `{section}` custom section; annotate the component the build made, not one \
+         annotated before (a second section would leave it unclear which one holds)"
+    )]
+    Duplicate {
+        /// The component's path.
+        component: String,
+        /// The section.
+        section: &'static str,
+    },
+    /// The name is not usable.
+    #[error("flow name {name:?} {reason}")]
+    Name {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The schema is not a JSON Schema.
+    #[error("the parameters schema is not a valid JSON Schema: {0}")]
+    Schema(String),
+}
+
+/// The longest flow name weft accepts.
+pub const MAX_FLOW_NAME: usize = 128;
+
+/// Checks a flow name: 1 to 128 characters, none of them control
+/// characters (a name is printed in logs, tables and Kubernetes labels).
+pub fn check_flow_name(name: &str) -> Result<(), AnnotateError> {
+    let reason = if name.trim().is_empty() {
+        "is empty"
+    } else if name.chars().count() > MAX_FLOW_NAME {
+        "is longer than 128 characters"
+    } else if name.chars().any(char::is_control) {
+        "holds control characters (a newline, a tab, an escape)"
+    } else if name.trim() != name {
+        "starts or ends with white space"
+    } else {
+        return Ok(());
+    };
+    Err(AnnotateError::Name { name: name.to_owned(), reason })
+}
+
+/// Embeds weft's custom sections in a component, for toolchains that cannot
+/// write them (componentize-py, componentize-js): what they embed is checked
+/// as the host will read it, and a component that has a section already is
+/// refused.
+pub fn annotate(bytes: &[u8], source: &str, annotations: &Annotations) -> Result<Vec<u8>, AnnotateError> {
+    use wasm_encoder::ComponentSection as _;
+
+    if annotations.flow_name.is_none() && annotations.parameters_schema.is_none() {
+        return Err(AnnotateError::Nothing);
+    }
+    let info = inspect(bytes, source)?;
+    let mut out = bytes.to_vec();
+    if let Some(name) = &annotations.flow_name {
+        check_flow_name(name)?;
+        if info.flow_name.is_some() {
+            return Err(AnnotateError::Duplicate { component: source.to_owned(), section: NAME_SECTION });
+        }
+        let section = wasm_encoder::CustomSection { name: NAME_SECTION.into(), data: name.as_bytes().into() };
+        section.append_to_component(&mut out);
+    }
+    if let Some(schema) = &annotations.parameters_schema {
+        crate::model::ParameterSchema::new(schema.clone()).map_err(AnnotateError::Schema)?;
+        if info.parameters_schema.is_some() {
+            return Err(AnnotateError::Duplicate { component: source.to_owned(), section: SCHEMA_SECTION });
+        }
+        let data = serde_json::to_vec(schema).map_err(|e| AnnotateError::Schema(e.to_string()))?;
+        let section = wasm_encoder::CustomSection { name: SCHEMA_SECTION.into(), data: data.into() };
+        section.append_to_component(&mut out);
+    }
+    // Read back as the host will read it.
+    inspect(&out, source)?;
+    Ok(out)
+}
+
 /// The error for a component that links but does not export the flow world.
 pub(super) fn wrong_world(
     engine: &wasmtime::Engine,

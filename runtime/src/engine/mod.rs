@@ -17,7 +17,10 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker};
 
 pub use crate::sandbox::{Grants, LimitExceeded, Limits, format_bytes};
-pub use component::{ComponentError, ComponentInfo, inspect, inspect_task};
+pub use component::{
+    Annotations, AnnotateError, ComponentError, ComponentInfo, MAX_FLOW_NAME, annotate, check_flow_name, inspect,
+    inspect_task,
+};
 pub(crate) use limits::MemoryLimiter;
 pub use tasks::{TaskBytes, TaskComponent, TaskComponents, TaskLoader, compile_later};
 

@@ -1,0 +1,102 @@
+"""The decorators: ``@flow``, ``@task`` and ``@task_component``."""
+
+import functools
+import json
+import re
+
+from ._convert import encode
+from ._errors import Error, to_wit_error
+
+# What a module declares; the build reads it, the entry points call it.
+registry = {"flow": None, "task_component": None}
+
+
+def flow(function=None, *, name: str = None):
+    """Marks the flow function of a component. Its parameters are the flow's
+    parameters; their type hints and defaults become the JSON Schema weft
+    checks parameters against. ``@flow(name="etl")`` names the flow (default:
+    the function's name)."""
+
+    def mark(function):
+        if registry["flow"] is not None and registry["flow"][0] is not function:
+            raise Error.fatal(f"a component has one flow: `{registry['flow'][1]}` is marked already")
+        registry["flow"] = (function, name or function.__name__)
+        return function
+
+    return mark(function) if function is not None else mark
+
+
+def task_component(function=None, *, name: str = None):
+    """Marks the entry point of a task component: a function of one
+    argument (the input, decoded from JSON), or of keyword parameters
+    (the members of an input object)."""
+
+    def mark(function):
+        registry["task_component"] = (function, name or function.__name__)
+        return function
+
+    return mark(function) if function is not None else mark
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+
+
+def seconds(value) -> float:
+    """Seconds from a number or a text such as ``500ms``, ``10s``, ``5m``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise Error.fatal(f"invalid duration {value!r}: write a number of seconds or 500ms, 10s, 5m, 1h")
+    number, unit = float(match.group(1)), match.group(2) or "s"
+    return number * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+
+
+def task(function=None, *, name: str = None, retries: int = 0, retry_delay=None, timeout=None, cache_key=None):
+    """Marks a function as a task: each call is a task run the host records,
+    retries (``retries``, with ``retry_delay``: one wait or a list, the last
+    repeating) and caches (``cache_key``: a string, or a function of the
+    task's arguments that returns one). ``timeout`` ends the flow run when an
+    attempt runs longer. Only retryable errors are retried: any exception but
+    ``weft.Error.fatal``."""
+    delays = retry_delay if isinstance(retry_delay, (list, tuple)) else ([retry_delay] if retry_delay else [])
+    delays_ms = [int(seconds(d) * 1000) for d in delays]
+    timeout_ms = int(seconds(timeout) * 1000) if timeout is not None else None
+
+    def wrap(function):
+        task_name = name or function.__name__
+
+        @functools.wraps(function)
+        def run(*args, **kwargs):
+            from componentize_py_types import Err, Ok
+            from wit_world.imports import tasks as wit
+
+            key = cache_key(*args, **kwargs) if callable(cache_key) else cache_key
+            options = wit.TaskOptions(
+                retries=retries, retry_delays_ms=delays_ms, timeout_ms=timeout_ms, cache_key=key
+            )
+            outcome = wit.begin(task_name, options)
+            if isinstance(outcome, wit.BeginOutcome_Cached):
+                return json.loads(outcome.value)
+            task_run_id = outcome.value
+            while True:
+                failure = None
+                try:
+                    value = function(*args, **kwargs)
+                    try:
+                        report = Ok(encode(value))
+                    except (TypeError, ValueError) as e:
+                        failure = Error.fatal(f"the result of task `{task_name}` cannot be written as JSON: {e}")
+                        report = Err(to_wit_error(failure))
+                except Exception as e:  # the task's own failure, reported to the host
+                    failure = e
+                    report = Err(to_wit_error(e))
+                if wit.end(task_run_id, report) == wit.NextStep.RETRY:
+                    continue
+                if failure is not None:
+                    raise failure
+                return value
+
+        return run
+
+    return wrap(function) if function is not None else wrap

@@ -1,0 +1,163 @@
+//! Python flows and task components, built with the Python SDK's build
+//! helper (componentize-py, then `weft component annotate`) and run by the
+//! real `weft` binary: typed parameters checked before anything runs, tasks
+//! recorded, a Python task called from a Rust flow, the agent path.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use serde_json::{Value, json};
+use weft::model::{Digest, State};
+
+use crate::agent::{AgentProcess, deploy};
+use crate::fixtures::FAN_OUT;
+use crate::store::Backend;
+use crate::{stderr, stdout, weft, weft_path};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace").to_path_buf()
+}
+
+/// Builds a Python component with `python -m weft build`, once per content:
+/// the component is kept under target/guests/python/ by a hash of its
+/// source, the SDK and the WIT files.
+pub(crate) fn python_component(source: &str) -> PathBuf {
+    static BUILDING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = BUILDING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let root = root();
+    let componentize = root.join("target/toolchains/venv/bin/componentize-py");
+    assert!(
+        componentize.exists(),
+        "{} is missing: run tests/toolchains/install.sh (`make test` does)",
+        componentize.display()
+    );
+    let source = root.join(source);
+    let mut inputs = vec![source.clone()];
+    for dir in ["guest-sdk/python/weft", "wit/weft-flow@0.1.0"] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(root.join(dir))
+            .expect("SDK and WIT folders")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        inputs.extend(files);
+    }
+    let mut content = Vec::new();
+    for input in &inputs {
+        content.extend(input.display().to_string().into_bytes());
+        content.extend(std::fs::read(input).expect("readable input"));
+    }
+    let stem = source.file_stem().expect("a file").to_string_lossy().into_owned();
+    let output = root.join(format!("target/guests/python/{stem}-{}.wasm", &Digest::of(&content).hex()[..16]));
+    if output.exists() {
+        return output;
+    }
+    std::fs::create_dir_all(output.parent().expect("a folder")).expect("target/guests/python");
+    let building = output.with_extension("building.wasm");
+    let result = Command::new("python3")
+        .args(["-m", "weft", "build"])
+        .arg(&source)
+        .arg("-o")
+        .arg(&building)
+        .env("PYTHONPATH", root.join("guest-sdk/python"))
+        .env("WEFT", weft_path())
+        .env("COMPONENTIZE_PY", &componentize)
+        .output()
+        .expect("python3 runs");
+    assert!(result.status.success(), "building {}: {}", source.display(), stderr(&result));
+    std::fs::rename(&building, &output).expect("rename");
+    output
+}
+
+fn etl_python() -> String {
+    python_component("examples/etl-python/etl.py").display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_flow_runs_with_its_tasks_recorded() {
+    let backend = Backend::file();
+    let output = weft().args(["run", &etl_python(), "-p", "count=4"]).args(backend.args()).output().expect("weft run");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "[10,20,30,40]\n");
+    let log = stderr(&output);
+    assert!(log.contains("etl-python/extract | extracting source=inline"), "{log}");
+    assert!(log.contains("etl-python/load | Here's your data: [10, 20, 30, 40] rows=4"), "{log}");
+
+    let id = backend.open().run_ids().await.expect("runs").pop().expect("a run");
+    let shown = weft().args(["runs", "show", &id, "--output", "json"]).args(backend.args()).output().expect("show");
+    let shown: Value = serde_json::from_str(&stdout(&shown)).expect("JSON");
+    let tasks: Vec<&str> =
+        shown["task_runs"].as_array().expect("task runs").iter().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(tasks, ["extract", "transform", "load"]);
+    assert_eq!(shown["run"]["flow_name"], "etl-python");
+}
+
+#[test]
+fn a_python_flows_type_hints_check_parameters_before_it_runs() {
+    let flow = etl_python();
+    let output = weft().args(["run", &flow, "-p", "cuont=4"]).output().expect("weft run");
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("parameter `cuont` is not a parameter of this flow"), "{}", stderr(&output));
+
+    let output = weft().args(["run", &flow, "-p", "count=three"]).output().expect("weft run");
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("parameter `count`"), "{}", stderr(&output));
+    assert!(stderr(&output).contains("integer"), "{}", stderr(&output));
+
+    let output = weft().args(["run", &flow, "-p", "source=ftp"]).output().expect("weft run");
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("parameter `source`"), "{}", stderr(&output));
+
+    let output = weft().args(["component", "inspect", &flow]).output().expect("weft component inspect");
+    let info: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    assert_eq!(info["world"], "flow");
+    assert_eq!(info["flow_name"], "etl-python");
+    let count = &info["parameters_schema"]["properties"]["count"];
+    assert_eq!(count, &json!({"type": "integer", "default": 3, "description": "How many items to extract."}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_flow_runs_through_the_agent() {
+    let backend = Backend::file();
+    let _dir = deploy(&backend, &format!("deployments:\n  - name: etl-py\n    flow: {}\n", etl_python()));
+    let agent = AgentProcess::start(&backend, "python", &[]);
+    let output = weft()
+        .args(["deployment", "run", "etl-py", "-p", "factor=2", "--watch"])
+        .args(backend.args())
+        .output()
+        .expect("weft deployment run --watch");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "[2,4,6]\n");
+    drop(agent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rust_flow_calls_a_python_task_component() {
+    let backend = Backend::file();
+    let task = python_component("tests/programs/python/shout_task.py");
+    let jobs = json!([
+        {"task": "shout", "input": "hello"},
+        {"task": "shout", "input": ""},
+        {"task": "shout", "input": "world"},
+    ]);
+    let output = weft()
+        .args(["run", FAN_OUT, "--task", &format!("shout={}", task.display())])
+        .args(["-p", &format!("jobs={jobs}")])
+        .args(backend.args())
+        .output()
+        .expect("weft run");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let result: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    assert_eq!(result[0]["ok"], "HELLO!", "{result}");
+    assert_eq!(result[1], json!({"error": "nothing to shout", "retryable": false}));
+    assert_eq!(result[2]["ok"], "WORLD!", "{result}");
+    assert!(stderr(&output).contains("fan_out/shout | shouting length=5"), "{}", stderr(&output));
+
+    let store = backend.open();
+    let id = store.run_ids().await.expect("runs").pop().expect("a run");
+    let tasks = store.task_runs(&id).await.expect("task runs");
+    let mut states: Vec<(&str, State)> = tasks.iter().map(|t| (t.name.as_str(), t.state)).collect();
+    states.sort_by_key(|(_, state)| *state != State::Completed);
+    assert_eq!(states, [("shout", State::Completed), ("shout", State::Completed), ("shout", State::Failed)]);
+}
