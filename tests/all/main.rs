@@ -14,6 +14,7 @@ mod emulators;
 mod examples;
 mod failures;
 mod faults;
+mod http;
 mod kubernetes;
 mod parameters;
 mod python;

@@ -77,9 +77,8 @@ fn annotate_file(args: AnnotateArgs) -> Result<ExitCode, CommandError> {
                 std::fs::read_to_string(path)
                     .map_err(|e| CommandError(format!("cannot read schema file `{}`: {e}", path.display())))?
             };
-            let schema = serde_json::from_str(&text).map_err(|e| {
-                CommandError(format!("schema file `{}` is not JSON: {e}", path.display()))
-            })?;
+            let schema = serde_json::from_str(&text)
+                .map_err(|e| CommandError(format!("schema file `{}` is not JSON: {e}", path.display())))?;
             Some(schema)
         }
     };

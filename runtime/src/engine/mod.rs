@@ -18,7 +18,7 @@ use wasmtime::component::{Component, Linker};
 
 pub use crate::sandbox::{Grants, LimitExceeded, Limits, format_bytes};
 pub use component::{
-    Annotations, AnnotateError, ComponentError, ComponentInfo, MAX_FLOW_NAME, annotate, check_flow_name, inspect,
+    AnnotateError, Annotations, ComponentError, ComponentInfo, MAX_FLOW_NAME, annotate, check_flow_name, inspect,
     inspect_task,
 };
 pub(crate) use limits::MemoryLimiter;

@@ -7,6 +7,7 @@
 //! [`RunSink`](crate::model::RunSink) and its report).
 
 mod context;
+mod http;
 mod log;
 mod task_components;
 mod tasks;
@@ -70,6 +71,7 @@ pub(crate) struct RunIdentity {
 /// The data of one run's `Store`: its sandbox, limits, log and task runs.
 pub struct RunState {
     wasi: WasiCtx,
+    http: http::HttpState,
     table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) identity: RunIdentity,
@@ -94,6 +96,7 @@ impl RunState {
     ) -> Result<Self, String> {
         Ok(RunState {
             wasi: wasi::sandbox_wasi(&log, grants)?,
+            http: http::HttpState::new(grants, log.clone()),
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(limits.memory),
             identity,
@@ -124,8 +127,10 @@ impl WasiView for RunState {
     }
 }
 
-/// Adds the weft interfaces to a linker (WASI is added by the engine).
+/// Adds the weft interfaces and `wasi:http` to a linker (the rest of WASI is
+/// added by the engine).
 pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
     bindings::weft::flow::log::add_to_linker::<RunState, HasSelf<RunState>>(linker, |s| s)?;
     bindings::weft::flow::context::add_to_linker::<RunState, HasSelf<RunState>>(linker, |s| s)?;
     bindings::weft::flow::tasks::add_to_linker::<RunState, HasSelf<RunState>>(linker, |s| s)?;

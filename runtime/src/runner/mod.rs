@@ -303,6 +303,7 @@ pub async fn resolve_sandbox(sandbox: &Sandbox) -> (Limits, Grants, Vec<String>)
         grants.dirs.push((dir.host.clone(), guest, dir.read_only));
     }
     for host in &sandbox.hosts {
+        grants.hosts.push(host.clone());
         match tokio::net::lookup_host(host.as_str()).await {
             Ok(addresses) => grants.connect.extend(addresses),
             Err(e) => warnings.push(format!("granted host `{host}` does not resolve: {e}")),

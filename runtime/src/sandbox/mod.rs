@@ -75,8 +75,12 @@ pub struct Grants {
     pub env: Vec<(String, String)>,
     /// Host directories: (host path, guest path, read-only).
     pub dirs: Vec<(PathBuf, String, bool)>,
-    /// The addresses the guest may connect to over TCP.
+    /// The addresses the guest may connect to over TCP (and reach over
+    /// HTTP): those of the granted hosts.
     pub connect: HashSet<SocketAddr>,
+    /// The granted hosts as written, `name:port`: HTTP requests may go to
+    /// these names.
+    pub hosts: Vec<String>,
 }
 
 /// Asks a running flow to stop: set by a cancellation or a signal to the
