@@ -20,7 +20,8 @@ fn main() {
         out_dir.ancestors().nth(4).map(|target| target.join("guests")).unwrap_or_else(|| out_dir.join("guests"));
 
     let programs = manifest_dir.join("programs");
-    let crates = [programs.clone(), root.join("examples/hello"), root.join("examples/etl")];
+    let crates =
+        [programs.clone(), root.join("examples/hello"), root.join("examples/etl"), root.join("examples/polyglot")];
     for dir in &crates {
         build_guest(dir, &guests_dir);
         println!("cargo:rerun-if-changed={}", dir.join("src").display());
@@ -47,7 +48,7 @@ fn main() {
     for name in names {
         push_constant(&mut fixtures, &name.to_uppercase(), &wasm_dir.join(format!("{name}.wasm")));
     }
-    for example in ["hello", "etl"] {
+    for example in ["hello", "etl", "polyglot"] {
         let constant = format!("EXAMPLE_{}", example.to_uppercase());
         push_constant(&mut fixtures, &constant, &wasm_dir.join(format!("{example}.wasm")));
     }

@@ -79,8 +79,8 @@ async fn any_other_host_is_denied_with_a_reason_the_guest_and_the_log_give() {
     assert_eq!(
         denied,
         [format!(
-            "HTTP request to `127.0.0.1:{port}` denied: it is granted no hosts; add `127.0.0.1:{port}` to the \
-             deployment's `sandbox.hosts` to allow it"
+            "HTTP request to `127.0.0.1:{port}` denied: it is granted no hosts; to allow it, add \
+             `127.0.0.1:{port}` to `sandbox.hosts` in the deployment (or `weft run --allow-host 127.0.0.1:{port}`)"
         )]
     );
 

@@ -3,75 +3,17 @@
 //! real `weft` binary: typed parameters checked before anything runs, tasks
 //! recorded, a Python task called from a Rust flow, the agent path.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Mutex;
-
 use serde_json::{Value, json};
 use weft::model::{Digest, State};
 
 use crate::agent::{AgentProcess, deploy};
 use crate::fixtures::FAN_OUT;
+use crate::guests::{Language, guest_component};
 use crate::store::Backend;
-use crate::{stderr, stdout, weft, weft_path};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace").to_path_buf()
-}
-
-/// Builds a Python component with `python -m weft build`, once per content:
-/// the component is kept under target/guests/python/ by a hash of its
-/// source, the SDK and the WIT files.
-pub(crate) fn python_component(source: &str) -> PathBuf {
-    static BUILDING: Mutex<()> = Mutex::new(());
-    let _one_at_a_time = BUILDING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let root = root();
-    let componentize = root.join("target/toolchains/venv/bin/componentize-py");
-    assert!(
-        componentize.exists(),
-        "{} is missing: run tests/toolchains/install.sh (`make test` does)",
-        componentize.display()
-    );
-    let source = root.join(source);
-    let mut inputs = vec![source.clone()];
-    for dir in ["guest-sdk/python/weft", "wit/weft-flow@0.1.0"] {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(root.join(dir))
-            .expect("SDK and WIT folders")
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file())
-            .collect();
-        files.sort();
-        inputs.extend(files);
-    }
-    let mut content = Vec::new();
-    for input in &inputs {
-        content.extend(input.display().to_string().into_bytes());
-        content.extend(std::fs::read(input).expect("readable input"));
-    }
-    let stem = source.file_stem().expect("a file").to_string_lossy().into_owned();
-    let output = root.join(format!("target/guests/python/{stem}-{}.wasm", &Digest::of(&content).hex()[..16]));
-    if output.exists() {
-        return output;
-    }
-    std::fs::create_dir_all(output.parent().expect("a folder")).expect("target/guests/python");
-    let building = output.with_extension("building.wasm");
-    let result = Command::new("python3")
-        .args(["-m", "weft", "build"])
-        .arg(&source)
-        .arg("-o")
-        .arg(&building)
-        .env("PYTHONPATH", root.join("guest-sdk/python"))
-        .env("WEFT", weft_path())
-        .env("COMPONENTIZE_PY", &componentize)
-        .output()
-        .expect("python3 runs");
-    assert!(result.status.success(), "building {}: {}", source.display(), stderr(&result));
-    std::fs::rename(&building, &output).expect("rename");
-    output
-}
+use crate::{stderr, stdout, weft};
 
 fn etl_python() -> String {
-    python_component("examples/etl-python/etl.py").display().to_string()
+    guest_component(Language::Python, "examples/etl-python/etl.py").display().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,7 +77,7 @@ async fn a_python_flow_runs_through_the_agent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rust_flow_calls_a_python_task_component() {
     let backend = Backend::file();
-    let task = python_component("tests/programs/python/shout_task.py");
+    let task = guest_component(Language::Python, "tests/programs/python/shout_task.py");
     let jobs = json!([
         {"task": "shout", "input": "hello"},
         {"task": "shout", "input": ""},

@@ -12,8 +12,8 @@ use super::store_args::StoreArgs;
 use super::terminal::LogArgs;
 use super::{CommandError, EXIT_FAILED, EXIT_UNRECORDED};
 use crate::engine::{Engine, EngineConfig, Limits, TaskComponents, inspect_task};
-use crate::model::{FlowRun, FlowRunOutcome, Level, RunSink, TaskComponentRef, TaskPolicy};
-use crate::runner::{FlowRunRequest, RecordError, run_request_recorded};
+use crate::model::{FlowRun, FlowRunOutcome, Level, RunSink, Sandbox, TaskComponentRef, TaskPolicy};
+use crate::runner::{FlowRunRequest, RecordError, resolve_sandbox, run_request_recorded};
 use crate::store::{ComponentSource, Store};
 
 /// Run a flow once, in this process, and print its result.
@@ -53,6 +53,11 @@ pub struct RunArgs {
     /// reference as for FLOW. Repeat for each task.
     #[arg(long = "task", value_name = "NAME=COMPONENT", value_parser = parse_task)]
     tasks: Vec<(String, String)>,
+
+    /// A host the flow and its tasks may reach over TCP and HTTP, as
+    /// `host:port` (a name or an address). Repeatable; nothing else is reachable.
+    #[arg(long = "allow-host", value_name = "HOST:PORT", value_parser = parse_host)]
+    hosts: Vec<String>,
 
     /// At most this many task components at once [default: the core count].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -105,6 +110,9 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
         );
     }
 
+    let sandbox =
+        Sandbox { hosts: args.hosts.clone(), timeout: args.timeout, memory: args.memory, ..Sandbox::default() };
+    let (_, grants, notes) = resolve_sandbox(&sandbox).await;
     let run = FlowRun {
         id: request.flow_run_id.clone(),
         flow_name: flow.name().to_owned(),
@@ -114,12 +122,14 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
         attempt: 1,
         created: SystemTime::now(),
         scheduled_for: None,
-        sandbox: Default::default(),
+        sandbox: sandbox.clone(),
         tasks,
         task_concurrency: args.task_concurrency,
     };
     store.create_run(&run).await?;
     request.limits = Limits { timeout: args.timeout, memory: args.memory, fuel: args.fuel };
+    request.grants = grants;
+    request.notes = notes;
     request.tasks = Arc::new(components);
     request.task_concurrency = args.task_concurrency.map(|n| n as usize);
     let logs: Arc<dyn RunSink> = Arc::new(args.logs.printer(flow.name()));
@@ -145,6 +155,13 @@ fn parse_task(text: &str) -> Result<(String, String), String> {
             Ok((name.trim().to_owned(), component.trim().to_owned()))
         }
         _ => Err(format!("`{text}` is not NAME=COMPONENT: write `--task summarize=summarize.wasm`")),
+    }
+}
+
+fn parse_host(text: &str) -> Result<String, String> {
+    match text.rsplit_once(':') {
+        Some((name, port)) if !name.is_empty() && port.parse::<u16>().is_ok() => Ok(text.to_owned()),
+        _ => Err(format!("`{text}` needs a port: write `api.example.com:443` or `localhost:8080`")),
     }
 }
 

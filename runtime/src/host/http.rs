@@ -82,8 +82,8 @@ impl WasiHttpHooks for HttpPolicy {
                 Level::Warn,
                 LogSource::Weft,
                 format!(
-                    "HTTP request to `{target}` denied: {granted}; add `{target}` to the deployment's \
-                     `sandbox.hosts` to allow it"
+                    "HTTP request to `{target}` denied: {granted}; to allow it, add `{target}` to \
+                     `sandbox.hosts` in the deployment (or `weft run --allow-host {target}`)"
                 ),
                 Vec::new(),
             );

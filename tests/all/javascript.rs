@@ -1,0 +1,130 @@
+//! JavaScript flows and task components, built with the JavaScript SDK's
+//! build helper (esbuild, componentize-js with its default features, then
+//! `weft component annotate`): a flow that fetches JSON over `wasi:http`
+//! from a granted host, its schema checked before it runs, and the polyglot
+//! example (a Rust flow with a Python and a JavaScript task) through the
+//! agent.
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use weft::model::{Digest, State};
+
+use crate::agent::{AgentProcess, deploy};
+use crate::fixtures::EXAMPLE_POLYGLOT;
+use crate::guests::{Language, guest_component};
+use crate::store::Backend;
+use crate::{stderr, stdout, weft};
+
+/// The fetch-js example's API server on a free port, stopped when dropped.
+struct UsersApi {
+    child: Child,
+    port: u16,
+}
+
+impl UsersApi {
+    fn start() -> UsersApi {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("port").port();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/fetch-js/serve.mjs");
+        let child = Command::new("node")
+            .arg(root)
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node runs the example's server");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the example's server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        UsersApi { child, port }
+    }
+}
+
+impl Drop for UsersApi {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn fetch_js() -> String {
+    guest_component(Language::JavaScript, "examples/fetch-js/fetch.js").display().to_string()
+}
+
+#[test]
+fn a_javascript_flow_fetches_json_from_a_granted_host_only() {
+    let api = UsersApi::start();
+    let flow = fetch_js();
+    let host = format!("localhost:{}", api.port);
+    let url = format!("url=http://{host}/users");
+    let output =
+        weft().args(["run", &flow, "--allow-host", &host, "-p", &url, "-p", "limit=2"]).output().expect("weft run");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout(&output)).expect("JSON"),
+        json!({"count": 2, "names": ["Ada", "Grace"]})
+    );
+    assert!(stderr(&output).contains("fetch-users | fetched users=2"), "{}", stderr(&output));
+
+    let output = weft().args(["run", &flow, "-p", &url]).output().expect("weft run");
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let log = stderr(&output);
+    assert!(log.contains(&format!("HTTP request to `{host}` denied: it is granted no hosts")), "{log}");
+    assert!(log.contains(&format!("weft run --allow-host {host}")), "{log}");
+}
+
+#[test]
+fn a_javascript_flows_schema_checks_parameters_before_it_runs() {
+    let flow = fetch_js();
+    let output = weft().args(["run", &flow, "-p", "limit=0"]).output().expect("weft run");
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("parameter `limit`"), "{}", stderr(&output));
+    let output = weft().args(["run", &flow, "-p", "limt=3"]).output().expect("weft run");
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("`limt`"), "{}", stderr(&output));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_polyglot_example_runs_a_python_and_a_javascript_task_through_the_agent() {
+    let python = guest_component(Language::Python, "examples/polyglot/tasks/count_words.py");
+    let javascript = guest_component(Language::JavaScript, "examples/polyglot/tasks/title_case.js");
+    let backend = Backend::file();
+    let yaml = format!(
+        "deployments:\n  - name: polyglot\n    flow: {EXAMPLE_POLYGLOT}\n    task_concurrency: 2\n    tasks:\n      count-words: {}\n      title-case:\n        component: {}\n        timeout: 30s\n",
+        python.display(),
+        javascript.display()
+    );
+    let _dir = deploy(&backend, &yaml);
+    let agent = AgentProcess::start(&backend, "polyglot", &[]);
+    let output = weft()
+        .args(["deployment", "run", "polyglot", "-p", "text=the cat and the hat", "--watch"])
+        .args(backend.args())
+        .output()
+        .expect("weft deployment run --watch");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let result: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    assert_eq!(result["title"], "The Cat And The Hat", "{result}");
+    assert_eq!(result["words"][0], json!(["the", 2]), "{result}");
+    let log = stderr(&output);
+    assert!(log.contains("polyglot/count-words | counting words words=5"), "{log}");
+    assert!(log.contains("polyglot/title-case | title-casing length=19"), "{log}");
+    drop(agent);
+
+    let store = backend.open();
+    let id = store.run_ids().await.expect("runs").pop().expect("a run");
+    let mut tasks: Vec<(String, State, Option<Digest>)> =
+        store.task_runs(&id).await.expect("task runs").into_iter().map(|t| (t.name, t.state, t.component)).collect();
+    tasks.sort_by(|a, b| a.0.cmp(&b.0));
+    let digest = |path: &std::path::Path| Some(Digest::of(&std::fs::read(path).expect("component")));
+    assert_eq!(
+        tasks,
+        [
+            ("count-words".to_owned(), State::Completed, digest(&python)),
+            ("title-case".to_owned(), State::Completed, digest(&javascript)),
+        ]
+    );
+}
