@@ -67,6 +67,7 @@ test: setup
 	$(CARGO) test --workspace --target $(TARGET)
 
 bench: setup
+	tests/toolchains/install.sh
 	$(CARGO) build --release -p weft
 	$(CARGO) bench -p weft-tests
 
