@@ -8,6 +8,7 @@ mod fixtures {
 }
 
 mod agent;
+mod cache;
 mod cli;
 mod components;
 mod emulators;

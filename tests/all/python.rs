@@ -4,7 +4,7 @@
 //! recorded, a Python task called from a Rust flow, the agent path.
 
 use serde_json::{Value, json};
-use weft::model::{Digest, State};
+use weft::model::State;
 
 use crate::agent::{AgentProcess, deploy};
 use crate::fixtures::FAN_OUT;

@@ -84,6 +84,8 @@ pub struct RunState {
     /// The task components the guest may call; none in a task component,
     /// which may not call others.
     pub(crate) components: Option<Arc<TaskEnv>>,
+    /// Where task results are cached across runs, if anywhere.
+    pub(crate) cache: Option<Arc<dyn crate::model::ResultCache>>,
 }
 
 impl RunState {
@@ -106,6 +108,7 @@ impl RunState {
             timeout: limits.timeout,
             stop: None,
             components: None,
+            cache: None,
         })
     }
 

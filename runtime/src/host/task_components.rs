@@ -15,7 +15,7 @@ use wasmtime::Store;
 use super::bindings::weft::flow::types::Error as WitError;
 use super::{RunIdentity, RunLog, RunState, configure_store, trap_reason};
 use crate::engine::{TaskComponent, TaskComponents};
-use crate::model::{Level, LogSource, RunSink, State, TaskPolicy, TaskRun, new_id};
+use crate::model::{CachedResult, Digest, Level, LogSource, ResultCache, RunSink, State, TaskPolicy, TaskRun, new_id};
 use crate::sandbox::{Grants, LimitExceeded, Limits, StopSignal, Stopped};
 
 /// What every task component call of one flow run shares.
@@ -29,6 +29,7 @@ pub(crate) struct TaskEnv {
     grants: Grants,
     stop: Option<Arc<StopSignal>>,
     counts_fuel: bool,
+    cache: Option<Arc<dyn ResultCache>>,
     /// Task runs that ended, for the run's report.
     records: Mutex<Vec<TaskRun>>,
     /// Spawned task runs, stopped when the flow run ends.
@@ -53,6 +54,7 @@ impl TaskEnv {
             grants: request.grants.clone(),
             stop: request.stop.clone(),
             counts_fuel,
+            cache: request.cache.clone(),
             records: Mutex::default(),
             running: Mutex::default(),
         }
@@ -137,6 +139,23 @@ impl TaskEnv {
     async fn run(self: Arc<Self>, mut record: Recorded, input: String) -> Result<String, WitError> {
         let name = record.run.name.clone();
         let Some(entry) = self.components.get(&name) else { return Err(self.unknown(&name)) };
+        let policy = &entry.policy;
+        // With caching on, the same input to the same component is the
+        // same result, in any run on any machine, until it expires; a hit
+        // needs no compiled component.
+        let cache = match (&policy.cache, &self.cache) {
+            (Some(cache_policy), Some(store)) => {
+                let key = format!("component:{}\ninput:{}", entry.digest, Digest::of(input.as_bytes()).hex());
+                if let Some(hit) = store.get(&key).await {
+                    record.run.cached = true;
+                    record.run.cache_key = Some(key);
+                    record.end(State::Completed, None);
+                    return Ok(hit.result);
+                }
+                Some((store.clone(), key, cache_policy.expiration))
+            }
+            _ => None,
+        };
         let component = match entry.component().await {
             Ok(component) => component,
             Err(reason) => {
@@ -145,7 +164,6 @@ impl TaskEnv {
                 return Err(error);
             }
         };
-        let policy = &entry.policy;
         let limits = Limits {
             timeout: policy.timeout.unwrap_or(self.limits.timeout),
             memory: policy.memory.unwrap_or(self.limits.memory),
@@ -168,6 +186,19 @@ impl TaskEnv {
             match outcome {
                 Ok(result) => {
                     record.run.error = None;
+                    if let Some((store, key, expiration)) = &cache {
+                        record.run.cache_key = Some(key.clone());
+                        store
+                            .put(CachedResult {
+                                key: key.clone(),
+                                task: name.clone(),
+                                result: result.clone(),
+                                task_run_id: record.run.id.clone(),
+                                created: SystemTime::now(),
+                                expires: CachedResult::expiry(*expiration),
+                            })
+                            .await;
+                    }
                     record.end(State::Completed, None);
                     return Ok(result);
                 }

@@ -11,7 +11,7 @@ use super::RunState;
 use super::bindings::weft::flow::tasks::{BeginOutcome, Host, HostSubmittedTask, NextStep, TaskOptions};
 use super::bindings::weft::flow::types::Error as WitError;
 use super::task_components::Submitted;
-use crate::model::{Level, LogSource, State, TaskRun, new_id};
+use crate::model::{CachedResult, Level, LogSource, State, TaskRun, new_id};
 use crate::sandbox::LimitExceeded;
 
 /// The task runs of one flow run.
@@ -80,13 +80,27 @@ impl TaskRuns {
     }
 }
 
+/// The key an in-component task's result is cached under in the store: the
+/// flow's and the task's names scope the key the flow gave.
+fn durable_key(flow: &str, task: &str, key: &str) -> String {
+    format!("flow:{flow}\ntask:{task}\nkey:{key}")
+}
+
 fn attempt_deadline(options: &TaskOptions) -> Option<Instant> {
     options.timeout_ms.map(|ms| Instant::now() + Duration::from_millis(ms))
 }
 
 impl Host for RunState {
     async fn begin(&mut self, name: String, options: TaskOptions) -> wasmtime::Result<BeginOutcome> {
-        let cached = options.cache_key.as_ref().and_then(|key| self.tasks.cache.get(key)).cloned();
+        let mut cached = options.cache_key.as_ref().and_then(|key| self.tasks.cache.get(key)).cloned();
+        // Then the store's cache, which outlives the run.
+        if let (None, Some(key), Some(store)) = (&cached, &options.cache_key, &self.cache) {
+            let durable = durable_key(&self.identity.flow_name, &name, key);
+            if let Some(entry) = store.get(&durable).await {
+                self.tasks.cache.insert(key.clone(), entry.result.clone());
+                cached = Some(entry.result);
+            }
+        }
         let id = new_id();
         let now = SystemTime::now();
         let mut record = TaskRun {
@@ -131,8 +145,20 @@ impl Host for RunState {
         match outcome {
             Ok(result) => {
                 record.state = State::Completed;
-                if let Some(key) = &record.cache_key {
-                    self.tasks.cache.insert(key.clone(), result);
+                if let Some(key) = record.cache_key.clone() {
+                    if let Some(store) = &self.cache {
+                        store
+                            .put(CachedResult {
+                                key: durable_key(&self.identity.flow_name, &record.name, &key),
+                                task: record.name.clone(),
+                                result: result.clone(),
+                                task_run_id: record.id.clone(),
+                                created: SystemTime::now(),
+                                expires: None,
+                            })
+                            .await;
+                    }
+                    self.tasks.cache.insert(key, result);
                 }
             }
             Err(error) if error.retryable && record.attempts <= open.options.retries => {

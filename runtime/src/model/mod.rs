@@ -1,12 +1,14 @@
 //! The types that flow runs, task runs and logs are made of. Plain data with
 //! serde: no I/O happens here.
 
+mod cache;
 mod deployment;
 mod logs;
 mod parameters;
 mod runs;
 mod tasks;
 
+pub use cache::{CacheFuture, CachedResult, ResultCache};
 pub use deployment::{
     Deployment, DeploymentFile, DeploymentFileError, DeploymentSpec, DirGrant, Infrastructure, Sandbox, Schedule,
     check_cron, duration,
@@ -15,7 +17,7 @@ pub use logs::rfc3339;
 pub use logs::{DiscardLogs, Level, LogLine, LogSource, RunSink, Tee};
 pub use parameters::{ParameterError, ParameterProblem, ParameterSchema, Parameters, parse_assignment};
 pub use runs::{Digest, FlowRun, FlowRunOutcome, State, StateRecord, TaskRun};
-pub use tasks::{Backoff, TaskComponentRef, TaskPolicy, TaskSpec};
+pub use tasks::{Backoff, CachePolicy, TaskComponentRef, TaskPolicy, TaskSpec};
 
 /// A fresh id for a flow run or task run: a ULID, so ids sort by the time
 /// they were made.

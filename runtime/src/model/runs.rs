@@ -110,7 +110,7 @@ pub struct TaskRun {
     pub error: Option<String>,
 }
 
-mod optional_time {
+pub(super) mod optional_time {
     use std::time::SystemTime;
 
     use serde::{Deserialize, Deserializer, Serializer};

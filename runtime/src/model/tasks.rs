@@ -29,6 +29,39 @@ pub struct TaskPolicy {
     /// Exponential backoff instead of `retry_delay`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_backoff: Option<Backoff>,
+    /// Reuse results across flow runs: a call with the same input to the
+    /// same component returns the cached result without running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CachePolicy>,
+}
+
+/// How a task component's results are cached: by the component's digest
+/// and the call's input, in the store, so that any run on any machine
+/// reuses them until they expire.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CachePolicy {
+    /// How long a result is used; default: until the store is cleaned.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "super::deployment::optional_duration")]
+    pub expiration: Option<Duration>,
+}
+
+/// `cache: true`, `cache: false`, or `cache: {expiration: 1h}`.
+fn cache_policy<'de, D: Deserializer<'de>>(d: D) -> Result<Option<CachePolicy>, D::Error> {
+    struct Visitor;
+    impl<'de> de::Visitor<'de> for Visitor {
+        type Value = Option<CachePolicy>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("`true`, `false`, or a mapping such as `{expiration: 1h}`")
+        }
+        fn visit_bool<E: de::Error>(self, on: bool) -> Result<Self::Value, E> {
+            Ok(on.then(CachePolicy::default))
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            CachePolicy::deserialize(de::value::MapAccessDeserializer::new(map)).map(Some)
+        }
+    }
+    d.deserialize_any(Visitor)
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -156,6 +189,8 @@ impl<'de> Deserialize<'de> for TaskSpec {
             retry_delay: Vec<Duration>,
             #[serde(default)]
             retry_backoff: Option<Backoff>,
+            #[serde(default, deserialize_with = "cache_policy")]
+            cache: Option<CachePolicy>,
         }
         struct Visitor;
         impl<'de> de::Visitor<'de> for Visitor {
@@ -181,6 +216,7 @@ impl<'de> Deserialize<'de> for TaskSpec {
                         retries: full.retries,
                         retry_delay: full.retry_delay,
                         retry_backoff: full.retry_backoff,
+                        cache: full.cache,
                     },
                 })
             }

@@ -16,7 +16,8 @@ pub use recorded::{FLUSH_INTERVAL, RecordError, run_recorded, run_request_record
 use crate::engine::{Engine, FlowComponent, TaskComponents};
 use crate::host::{RunIdentity, RunLog, RunState, TaskEnv, configure_store, trap_reason};
 use crate::model::{
-    FlowRun, FlowRunOutcome, Level, LogSource, ParameterError, Parameters, RunSink, Sandbox, TaskRun, new_id,
+    FlowRun, FlowRunOutcome, Level, LogSource, ParameterError, Parameters, ResultCache, RunSink, Sandbox, TaskRun,
+    new_id,
 };
 use crate::sandbox::{Grants, LimitExceeded, Limits};
 pub use crate::sandbox::{StopSignal, Stopped};
@@ -47,6 +48,9 @@ pub struct FlowRunRequest {
     pub tasks: Arc<TaskComponents>,
     /// Task components running at once, at most; default: the core count.
     pub task_concurrency: Option<usize>,
+    /// Where task results are cached across runs (the store, for a
+    /// recorded run); without one, only within the run.
+    pub cache: Option<Arc<dyn ResultCache>>,
     parameters: Parameters,
 }
 
@@ -84,6 +88,7 @@ impl FlowRunRequest {
             notes: Vec::new(),
             tasks: Arc::new(TaskComponents::new()),
             task_concurrency: None,
+            cache: None,
             parameters,
         })
     }
@@ -164,6 +169,7 @@ pub async fn run_flow(
         Ok(mut state) => {
             state.stop = request.stop.clone();
             state.components = Some(components.clone());
+            state.cache = request.cache.clone();
             let mut store = Store::new(engine.wasmtime(), state);
             let outcome = match configure_store(&mut store, engine.counts_fuel(), request.limits.fuel) {
                 Err(reason) => FlowRunOutcome::Failed { reason, retryable: false },

@@ -99,6 +99,10 @@ pub async fn run_request_recorded(
         Err(source) => return Err(RecordError::Start { id: run.id.clone(), source }),
     }
 
+    let mut request = request;
+    if request.cache.is_none() {
+        request.cache = Some(Arc::new(store.clone()));
+    }
     let recorder = StoreRecorder::start(store.clone(), run.id.clone(), FLUSH_INTERVAL);
     let sinks: Vec<Arc<dyn RunSink>> = sink.into_iter().chain([recorder.clone() as Arc<dyn RunSink>]).collect();
     let stop = request.stop.clone();

@@ -9,6 +9,7 @@
 //! runs/<id>/logs/<seq>.jsonl      log chunks, written behind
 //! runs/<id>/tasks/<seq>.jsonl     task run snapshots, written behind in batches
 //! runs/<id>/result.json           the flow's result
+//! cache/<sha256 of key>.json      task results cached across runs, create-only
 //! ```
 //!
 //! Sequence numbers are zero-padded so that listing order is numeric order.
@@ -16,6 +17,7 @@
 //! the records and nothing above it.
 
 mod artifacts;
+mod cache;
 mod deploy;
 mod queue;
 mod recorder;
