@@ -128,3 +128,27 @@ async fn the_polyglot_example_runs_a_python_and_a_javascript_task_through_the_ag
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_javascript_flow_runs_through_the_agent_with_its_deployments_grant() {
+    let api = UsersApi::start();
+    let backend = Backend::file();
+    let yaml = format!(
+        "deployments:\n  - name: fetch-users\n    flow: {}\n    parameters: {{url: \"http://localhost:{port}/users\"}}\n    sandbox:\n      hosts: [\"localhost:{port}\"]\n",
+        fetch_js(),
+        port = api.port
+    );
+    let _dir = deploy(&backend, &yaml);
+    let agent = AgentProcess::start(&backend, "javascript", &[]);
+    let output = weft()
+        .args(["deployment", "run", "fetch-users", "--watch"])
+        .args(backend.args())
+        .output()
+        .expect("weft deployment run --watch");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout(&output)).expect("JSON"),
+        json!({"count": 3, "names": ["Ada", "Grace", "Margaret"]})
+    );
+    drop(agent);
+}
