@@ -143,3 +143,62 @@ fn annotate_refuses_duplicates_bad_names_and_bad_schemas() {
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("nothing to embed"), "{}", stderr(&output));
 }
+
+#[test]
+fn compiled_code_is_shared_through_the_store_only_under_the_code_key() {
+    let backend = crate::store::Backend::file();
+    let store_root = std::path::PathBuf::from(backend.url.trim_start_matches("file://"));
+    let key = "a-code-key-of-forty-characters-0123456789";
+    // A machine of its own: a fresh home (and so an empty local cache).
+    let run = |code_key: Option<&str>| {
+        let home = tempfile::tempdir().expect("home");
+        let mut command = crate::weft();
+        command.env("WEFT_HOME", home.path()).env("WEFT_LOG", "weft=info");
+        if let Some(code_key) = code_key {
+            command.env("WEFT_CODE_KEY", code_key);
+        }
+        let output =
+            command.args(["run", EXAMPLE_HELLO, "-p", "name=code"]).args(backend.args()).output().expect("weft run");
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        stderr(&output)
+    };
+    let compiled = || -> Vec<std::path::PathBuf> {
+        let Ok(folders) = std::fs::read_dir(store_root.join("compiled")) else { return Vec::new() };
+        folders
+            .flat_map(|f| std::fs::read_dir(f.expect("folder").path()).expect("entries"))
+            .map(|e| e.expect("entry").path())
+            .collect()
+    };
+
+    let log = run(None);
+    assert!(!log.contains("compiled code"), "without a key nothing is shared: {log}");
+    assert!(compiled().is_empty());
+
+    let log = run(Some(key));
+    assert!(log.contains("shared compiled code through the store"), "{log}");
+    assert_eq!(compiled().len(), 1);
+    let log = run(Some(key));
+    assert!(log.contains("loaded compiled code from the store"), "a fresh machine reuses it: {log}");
+
+    let log = run(Some("another-key-also-forty-characters-long-00"));
+    assert!(log.contains("failed its check"), "code shared under another key is never loaded: {log}");
+    assert!(!log.contains("loaded compiled code from the store"), "{log}");
+
+    // Altered in the store: refused, and the run compiles instead.
+    let object = &compiled()[0];
+    let mut bytes = std::fs::read(object).expect("object");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(object, bytes).expect("write");
+    let log = run(Some(key));
+    assert!(log.contains("failed its check"), "{log}");
+
+    let output = crate::weft()
+        .env("WEFT_CODE_KEY", "short")
+        .args(["run", EXAMPLE_HELLO])
+        .args(backend.args())
+        .output()
+        .expect("weft run");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("must be at least 32"), "{}", stderr(&output));
+}

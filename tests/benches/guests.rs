@@ -4,9 +4,14 @@
 //!
 //! The etl-python example is built with the Python SDK's build helper
 //! (componentize-py from `tests/toolchains/install.sh`), then run with
-//! `weft run` in a fresh process: first with a fresh home (nothing
-//! compiled: what a new machine or a new pod pays), then five times more
-//! with the same home (the compiled code cached on local disk).
+//! `weft run`, each run a fresh process, all on one local store:
+//! - first, with a fresh home (nothing compiled: what a new machine or pod
+//!   pays without a code key);
+//! - then five times with the same home (the compiled code cached on local
+//!   disk);
+//! - then five times with a fresh home each but `WEFT_CODE_KEY` set, after
+//!   one run with the key shared the compiled code through the store (what
+//!   a fresh pod pays with a code key).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -21,16 +26,17 @@ fn root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
-/// `weft run` of `component` with `home`: its wall time.
-fn run(component: &Path, home: &Path) -> Duration {
+const CODE_KEY: &str = "a-code-key-for-the-benchmark-0123456789";
+
+/// `weft run` of `component` with `home`, on `store`: its wall time.
+fn run(component: &Path, home: &Path, store: &str, code_key: bool) -> Duration {
     let started = Instant::now();
-    let output = Command::new(weft_binary())
-        .arg("run")
-        .arg(component)
-        .args(["-p", "count=4"])
-        .env("WEFT_HOME", home)
-        .output()
-        .expect("weft run");
+    let mut command = Command::new(weft_binary());
+    command.arg("run").arg(component).args(["-p", "count=4", "--store", store]).env("WEFT_HOME", home);
+    if code_key {
+        command.env("WEFT_CODE_KEY", CODE_KEY);
+    }
+    let output = command.output().expect("weft run");
     let elapsed = started.elapsed();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(String::from_utf8_lossy(&output.stdout), "[10,20,30,40]\n");
@@ -56,16 +62,27 @@ fn main() {
     assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
     let size = std::fs::metadata(&component).expect("component").len();
 
+    let store = format!("file://{}", dir.path().join("store").display());
     let home = dir.path().join("home");
-    let first = run(&component, &home);
-    let mut later: Vec<Duration> = (0..5).map(|_| run(&component, &home)).collect();
+    let first = run(&component, &home, &store, false);
+    let mut later: Vec<Duration> = (0..5).map(|_| run(&component, &home, &store, false)).collect();
     later.sort();
+    // One machine with the key compiles and shares; fresh ones fetch.
+    let sharer = run(&component, &dir.path().join("sharer"), &store, true);
+    let mut fresh: Vec<Duration> =
+        (0..5).map(|i| run(&component, &dir.path().join(format!("fresh-{i}")), &store, true)).collect();
+    fresh.sort();
     println!("etl-python: {:.1} MB component", size as f64 / 1e6);
     println!("  first run, fresh home (compiles):        {:.2} s", first.as_secs_f64());
-    println!(
-        "  later runs, same home (cached code), 5:  median {:.2} s, min {:.2} s, max {:.2} s",
-        later[2].as_secs_f64(),
-        later[0].as_secs_f64(),
-        later[4].as_secs_f64()
-    );
+    let spread = |runs: &[Duration]| {
+        format!(
+            "median {:.2} s, min {:.2} s, max {:.2} s",
+            runs[2].as_secs_f64(),
+            runs[0].as_secs_f64(),
+            runs[4].as_secs_f64()
+        )
+    };
+    println!("  later runs, same home (cached code), 5:  {}", spread(&later));
+    println!("  first run with WEFT_CODE_KEY (compiles, shares): {:.2} s", sharer.as_secs_f64());
+    println!("  fresh homes with WEFT_CODE_KEY, 5:       {}", spread(&fresh));
 }

@@ -1,6 +1,7 @@
 //! `weft run`: run a flow component once, here, now.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -13,8 +14,8 @@ use super::terminal::LogArgs;
 use super::{CommandError, EXIT_FAILED, EXIT_UNRECORDED};
 use crate::engine::{Engine, EngineConfig, Limits, TaskComponents, inspect_task};
 use crate::model::{FlowRun, FlowRunOutcome, Level, RunSink, Sandbox, TaskComponentRef, TaskPolicy};
-use crate::runner::{FlowRunRequest, RecordError, resolve_sandbox, run_request_recorded};
-use crate::store::{ComponentSource, Store};
+use crate::runner::{FlowRunRequest, RecordError, resolve_sandbox, run_request_recorded, with_shared_code};
+use crate::store::{CodeKey, ComponentSource, Store};
 
 /// Run a flow once, in this process, and print its result.
 ///
@@ -82,10 +83,15 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
     let (bytes, digest) = store.component(&source, &args.store.all_options()?).await?;
     let engine = Engine::new(&EngineConfig { fuel: args.fuel.is_some() })?;
     let cache = crate::store::weft_home().map(|home| home.join("cache/compiled"));
-    let flow = match &cache {
-        Ok(dir) => engine.load_flow_cached(&bytes, &digest, &args.flow, dir)?,
-        Err(_) => engine.load_flow(&bytes, &args.flow)?,
+    let code_key = CodeKey::from_env()?;
+    let load = || async {
+        match &cache {
+            Ok(dir) => engine.load_flow_cached(&bytes, &digest, &args.flow, dir),
+            Err(_) => engine.load_flow(&bytes, &args.flow),
+        }
     };
+    let cache_dir = cache.as_ref().ok().map(PathBuf::as_path);
+    let flow = with_shared_code(&engine, &store, &digest, cache_dir, code_key.as_ref(), load).await?;
 
     let parameters = args.params.collect(flow.name(), flow.parameters_schema().map(|s| s.schema()))?;
     // Checked before the run is created: bad parameters leave nothing behind.

@@ -13,9 +13,9 @@ use crate::engine::{Engine, EngineConfig};
 use crate::model::{FlowRunOutcome, Level, RunSink, State, StateRecord};
 use crate::runner::{
     FlowRunRequest, INFRASTRUCTURE_ENV, RecordError, StopSignal, resolve_sandbox, run_request_recorded,
-    stored_task_components,
+    stored_task_components, with_shared_code,
 };
-use crate::store::{Store, weft_home};
+use crate::store::{CodeKey, Store, weft_home};
 
 /// Exit status of a runner whose run ended Cancelled.
 pub const EXIT_CANCELLED: u8 = 4;
@@ -83,10 +83,14 @@ pub(super) async fn runner(args: RunnerArgs) -> Result<ExitCode, CommandError> {
     };
     let engine = Engine::new(&EngineConfig::default())?;
     let cache = weft_home().ok().map(|home| home.join("cache/compiled"));
-    let loaded = match &cache {
-        Some(dir) => engine.load_flow_cached(&bytes, &run.component, &run.component.to_string(), dir),
-        None => engine.load_flow(&bytes, &run.component.to_string()),
+    let code_key = CodeKey::from_env()?;
+    let load = || async {
+        match &cache {
+            Some(dir) => engine.load_flow_cached(&bytes, &run.component, &run.component.to_string(), dir),
+            None => engine.load_flow(&bytes, &run.component.to_string()),
+        }
     };
+    let loaded = with_shared_code(&engine, &store, &run.component, cache.as_deref(), code_key.as_ref(), load).await;
     let flow = match loaded {
         Ok(flow) => flow,
         Err(e) => return crash(&store, &id, e.to_string()).await,
@@ -100,7 +104,7 @@ pub(super) async fn runner(args: RunnerArgs) -> Result<ExitCode, CommandError> {
     request.grants = grants;
     request.notes = notes;
     request.stop = Some(stop.clone());
-    request.tasks = Arc::new(stored_task_components(&engine, &store, &run.tasks, cache));
+    request.tasks = Arc::new(stored_task_components(&engine, &store, &run.tasks, cache, code_key));
 
     // Heartbeats, and the cancellation check, until the run ends.
     let watcher = tokio::spawn({

@@ -16,19 +16,25 @@ use wasmtime::component::Component;
 
 use crate::model::Digest;
 
+/// The name of the folder compiled code of this engine configuration and
+/// this weft version lives in: code compiled otherwise is never read.
+pub(super) fn compatibility(engine: &wasmtime::Engine) -> String {
+    let mut hasher = DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    env!("CARGO_PKG_VERSION").hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
+}
+
 pub(super) struct CompiledCache {
     dir: PathBuf,
 }
 
 impl CompiledCache {
     pub(super) fn new(engine: &wasmtime::Engine, root: &Path) -> Self {
-        let mut hasher = DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut hasher);
-        env!("CARGO_PKG_VERSION").hash(&mut hasher);
-        CompiledCache { dir: root.join(format!("{:016x}", hasher.finish())) }
+        CompiledCache { dir: root.join(compatibility(engine)) }
     }
 
-    fn path(&self, digest: &Digest) -> PathBuf {
+    pub(super) fn path(&self, digest: &Digest) -> PathBuf {
         self.dir.join(format!("{}.cwasm", digest.hex()))
     }
 
@@ -40,7 +46,10 @@ impl CompiledCache {
         }
         // SAFETY: the file was written by `store` below, from code this
         // engine configuration compiled (the folder is keyed by its
-        // compatibility hash), in a directory of this host's user.
+        // compatibility hash), in a directory of this host's user; or it
+        // was fetched from the store by the runner after its HMAC under the
+        // operator's code key checked out (`store/compiled.rs`), which only
+        // runners holding that key, having compiled it themselves, write.
         match unsafe { Component::deserialize_file(engine, &path) } {
             Ok(component) => Some(component),
             Err(e) => {

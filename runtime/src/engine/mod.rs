@@ -156,6 +156,18 @@ impl Engine {
         Ok(TaskComponent::new(pre, digest.clone(), source.to_owned()))
     }
 
+    /// Where the compiled code of `digest` is cached under `cache_dir`,
+    /// and the name of its folder (the engine's compatibility hash), which
+    /// also names it in the store.
+    pub fn compiled_cache_entry(
+        &self,
+        cache_dir: &std::path::Path,
+        digest: &crate::model::Digest,
+    ) -> (String, std::path::PathBuf) {
+        let folder = cache::compatibility(&self.inner.wasmtime);
+        (folder, cache::CompiledCache::new(&self.inner.wasmtime, cache_dir).path(digest))
+    }
+
     fn compile_cached(
         &self,
         bytes: &[u8],

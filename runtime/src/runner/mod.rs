@@ -4,6 +4,7 @@
 //!
 //! May call `engine`, `host` and `model`.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -251,35 +252,65 @@ async fn execute(store: &mut Store<RunState>, flow: &FlowComponent, request: &Fl
     }
 }
 
+/// Loads a component with `load`, its compiled code shared through the
+/// store when a code key is given: fetched (and checked) into the local
+/// cache before `load` when the local cache lacks it, and shared after
+/// `load` compiled it.
+pub async fn with_shared_code<T, E, F: Future<Output = Result<T, E>>>(
+    engine: &Engine,
+    store: &crate::store::Store,
+    digest: &crate::model::Digest,
+    cache_dir: Option<&std::path::Path>,
+    key: Option<&crate::store::CodeKey>,
+    load: impl FnOnce() -> F,
+) -> Result<T, E> {
+    let (Some(dir), Some(key)) = (cache_dir, key) else { return load().await };
+    let (folder, local) = engine.compiled_cache_entry(dir, digest);
+    if local.is_file() {
+        return load().await;
+    }
+    let fetched = store.fetch_compiled(&folder, digest, key, &local).await;
+    let loaded = load().await?;
+    if !fetched && local.is_file() {
+        store.publish_compiled(&folder, digest, key, &local).await;
+    }
+    Ok(loaded)
+}
+
 /// The task components of a recorded run: each fetched from `store` (its
 /// digest verified) and compiled on its first call, compiled code cached in
-/// `cache_dir`.
+/// `cache_dir` and shared through the store under `key`.
 pub fn stored_task_components(
     engine: &Engine,
     store: &crate::store::Store,
     tasks: &std::collections::BTreeMap<String, crate::model::TaskComponentRef>,
     cache_dir: Option<std::path::PathBuf>,
+    key: Option<crate::store::CodeKey>,
 ) -> TaskComponents {
     let mut components = TaskComponents::new();
     for (name, task) in tasks {
-        let (store, digest) = (store.clone(), task.component.clone());
-        let fetch = move || -> crate::engine::TaskBytes {
-            let (store, digest) = (store.clone(), digest.clone());
+        let (engine, store, digest) = (engine.clone(), store.clone(), task.component.clone());
+        let (cache_dir, key) = (cache_dir.clone(), key.clone());
+        let loader: crate::engine::TaskLoader = Box::new(move || {
+            let (engine, store, digest) = (engine.clone(), store.clone(), digest.clone());
+            let (cache_dir, key) = (cache_dir.clone(), key.clone());
             Box::pin(async move {
-                store
-                    .fetch_artifact(&digest)
-                    .await
-                    .map(Arc::from)
-                    .map_err(|e| format!("its component could not be had: {e}"))
+                let bytes =
+                    store.fetch_artifact(&digest).await.map_err(|e| format!("its component could not be had: {e}"))?;
+                let compile = || {
+                    let (engine, digest, cache_dir) = (engine.clone(), digest.clone(), cache_dir.clone());
+                    async move {
+                        let source = digest.to_string();
+                        tokio::task::spawn_blocking(move || {
+                            engine.load_task(&bytes, &digest, &source, cache_dir.as_deref()).map_err(|e| e.to_string())
+                        })
+                        .await
+                        .map_err(|e| format!("compiling it failed: {e}"))?
+                    }
+                };
+                with_shared_code(&engine, &store, &digest, cache_dir.as_deref(), key.as_ref(), compile).await
             })
-        };
-        let loader = crate::engine::compile_later(
-            engine,
-            fetch,
-            task.component.clone(),
-            task.component.to_string(),
-            cache_dir.clone(),
-        );
+        });
         components.insert(name.clone(), task.component.clone(), task.policy.clone(), loader);
     }
     components

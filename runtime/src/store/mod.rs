@@ -10,6 +10,8 @@
 //! runs/<id>/tasks/<seq>.jsonl     task run snapshots, written behind in batches
 //! runs/<id>/result.json           the flow's result
 //! cache/<sha256 of key>.json      task results cached across runs, create-only
+//! compiled/<engine>/<hex>.cwasm   compiled code, authenticated by the operator's code key
+//! cache/<sha256 of key>.json      task results cached across runs, create-only
 //! ```
 //!
 //! Sequence numbers are zero-padded so that listing order is numeric order.
@@ -18,6 +20,7 @@
 
 mod artifacts;
 mod cache;
+mod compiled;
 mod deploy;
 mod queue;
 mod recorder;
@@ -33,6 +36,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 pub use artifacts::{ArtifactError, ComponentSource, Pushed, split_artifact_url};
+pub use compiled::{CODE_KEY_ENV, CodeKey};
 pub use deploy::{DeployError, ScheduleError};
 pub use queue::{Heartbeat, Queued};
 pub use recorder::StoreRecorder;
