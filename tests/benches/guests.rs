@@ -13,7 +13,9 @@
 //!   one run with the key shared the compiled code through the store (what
 //!   a fresh pod pays with a code key).
 
+// Shared with the agent benchmarks; this one needs only the binary's path.
 #[path = "common/mod.rs"]
+#[allow(dead_code)]
 mod common;
 
 use std::path::Path;
