@@ -319,7 +319,9 @@ pub fn stored_task_components(
 /// How many task components of one run may run at once unless the run
 /// says: one per core.
 pub fn default_task_concurrency() -> usize {
-    std::thread::available_parallelism().map(usize::from).unwrap_or(1)
+    // Asked once: the answer reads cgroup files, too slow for every run.
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map(usize::from).unwrap_or(1))
 }
 
 /// The limits and grants of a sandbox, resolved for a run now: granted
