@@ -1,7 +1,8 @@
 # The two commands of the quick start, and the benchmark.
 #   make demo    runs the etl example flow end to end with `weft run`
 #   make test    runs every test
-#   make bench   measures what orchestration costs (release build; engine,
+#   make bench   measures what orchestration costs (release build; engine, task
+#                components, a Python flow's start-up,
 #                process agent, Kubernetes agent on the test server)
 #   make static  builds the static release binary the Dockerfile ships
 # Each installs what it needs first and can be run again at any time.
