@@ -94,7 +94,7 @@ async fn called_tasks_run_one_after_another() {
 #[tokio::test]
 async fn a_task_concurrency_of_two_never_has_three_in_flight() {
     let (report, outcomes, _) =
-        fan_out(sleepers(6, 150), "submit", components(&[worker("worker")]), Some(2), |_| {}).await;
+        fan_out(sleepers(6, 300), "submit", components(&[worker("worker")]), Some(2), |_| {}).await;
     assert!(outcomes.iter().all(|o| o["ok"].is_object()), "{outcomes:?}");
     assert_eq!(report.task_runs.len(), 6);
     assert_eq!(most_in_flight(&report.task_runs), 2);
@@ -318,7 +318,10 @@ async fn a_deployments_task_components_run_through_the_agent_with_their_policy()
     assert_eq!((flaky.state, flaky.attempts), (State::Failed, 3));
     let workers: Vec<TaskRun> = tasks.iter().filter(|t| t.name == "worker").cloned().collect();
     assert_eq!(workers.len(), 3);
-    assert!(most_in_flight(&tasks) <= 2, "the deployment's task concurrency holds");
+    // A retried task gives its slot back between attempts, so its recorded
+    // span (first start to last end) is not time in a slot: count the
+    // single-attempt runs.
+    assert!(most_in_flight(&workers) <= 2, "the deployment's task concurrency holds");
     let table = show(&backend, &id, false);
     assert!(table.lines().any(|l| l.starts_with("flaky") && l.contains("Failed (retried 2×)")), "{table}");
 }

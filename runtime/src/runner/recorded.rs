@@ -148,13 +148,6 @@ pub async fn run_request_recorded(
             };
             Err(RecordError::Interrupted { id: run.id.clone(), reason })
         }
-        Ok(TransitionOutcome::Kept { current: Some(current) }) if interrupted && current.state == State::Running => {
-            let reason = match &report.outcome {
-                FlowRunOutcome::Cancelled { reason } => reason.clone(),
-                other => other.state().to_string(),
-            };
-            Err(RecordError::Interrupted { id: run.id.clone(), reason })
-        }
         Ok(TransitionOutcome::Kept { current }) => {
             let state = current.map_or_else(|| "missing".to_owned(), |r| r.state.to_string());
             let source = StoreError::Corrupt {
