@@ -103,6 +103,19 @@ pub(crate) fn run_deployment(backend: &Backend, name: &str, params: &[&str]) -> 
     stdout(&output).trim().to_owned()
 }
 
+/// `weft deployment run NAME --watch` with `-p` parameters: its output,
+/// once it has exited 0 (the run Completed).
+pub(crate) fn run_and_watch(backend: &Backend, name: &str, params: &[&str]) -> std::process::Output {
+    let mut command = weft();
+    command.args(["deployment", "run", name, "--watch"]).args(backend.args());
+    for param in params {
+        command.args(["-p", param]);
+    }
+    let output = command.output().expect("weft deployment run --watch");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    output
+}
+
 pub(crate) async fn wait_for(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !check().await {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use weft::model::{Digest, State};
 
-use crate::agent::{AgentProcess, deploy};
+use crate::agent::{AgentProcess, deploy, run_and_watch};
 use crate::fixtures::EXAMPLE_POLYGLOT;
 use crate::guests::{Language, guest_component};
 use crate::store::Backend;
@@ -100,12 +100,7 @@ async fn the_polyglot_example_runs_a_python_and_a_javascript_task_through_the_ag
     );
     let _dir = deploy(&backend, &yaml);
     let agent = AgentProcess::start(&backend, "polyglot", &[]);
-    let output = weft()
-        .args(["deployment", "run", "polyglot", "-p", "text=the cat and the hat", "--watch"])
-        .args(backend.args())
-        .output()
-        .expect("weft deployment run --watch");
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let output = run_and_watch(&backend, "polyglot", &["text=the cat and the hat"]);
     let result: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
     assert_eq!(result["title"], "The Cat And The Hat", "{result}");
     assert_eq!(result["words"][0], json!(["the", 2]), "{result}");
@@ -140,12 +135,7 @@ async fn a_javascript_flow_runs_through_the_agent_with_its_deployments_grant() {
     );
     let _dir = deploy(&backend, &yaml);
     let agent = AgentProcess::start(&backend, "javascript", &[]);
-    let output = weft()
-        .args(["deployment", "run", "fetch-users", "--watch"])
-        .args(backend.args())
-        .output()
-        .expect("weft deployment run --watch");
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let output = run_and_watch(&backend, "fetch-users", &[]);
     assert_eq!(
         serde_json::from_str::<Value>(&stdout(&output)).expect("JSON"),
         json!({"count": 3, "names": ["Ada", "Grace", "Margaret"]})

@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 use weft::model::State;
 
-use crate::agent::{AgentProcess, deploy};
+use crate::agent::{AgentProcess, deploy, run_and_watch};
 use crate::fixtures::FAN_OUT;
 use crate::guests::{Language, guest_component};
 use crate::store::Backend;
@@ -64,12 +64,7 @@ async fn a_python_flow_runs_through_the_agent() {
     let backend = Backend::file();
     let _dir = deploy(&backend, &format!("deployments:\n  - name: etl-py\n    flow: {}\n", etl_python()));
     let agent = AgentProcess::start(&backend, "python", &[]);
-    let output = weft()
-        .args(["deployment", "run", "etl-py", "-p", "factor=2", "--watch"])
-        .args(backend.args())
-        .output()
-        .expect("weft deployment run --watch");
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let output = run_and_watch(&backend, "etl-py", &["factor=2"]);
     assert_eq!(stdout(&output), "[2,4,6]\n");
     drop(agent);
 }

@@ -10,7 +10,7 @@ use weft::engine::{Limits, TaskComponents};
 use weft::model::{Backoff, Digest, FlowRunOutcome, LogLine, LogSource, State, TaskPolicy, TaskRun};
 use weft::runner::{FlowRunReport, FlowRunRequest, run_flow};
 
-use crate::agent::{AgentProcess, deploy};
+use crate::agent::{AgentProcess, deploy, run_and_watch};
 use crate::fixtures::{FAN_OUT, PARAMS, WORKER_TASK};
 use crate::store::Backend;
 use crate::{Captured, engine, load, stderr, stdout, weft, weft_output};
@@ -301,12 +301,7 @@ async fn a_deployments_task_components_run_through_the_agent_with_their_policy()
     );
     let _dir = deploy(&backend, &yaml);
     let agent = AgentProcess::start(&backend, "tasks", &[]);
-    let output = weft()
-        .args(["deployment", "run", "fan-out", "--watch"])
-        .args(backend.args())
-        .output()
-        .expect("weft deployment run --watch");
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let output = run_and_watch(&backend, "fan-out", &[]);
     let result: Value = serde_json::from_str(&stdout(&output)).expect("JSON result");
     assert_eq!(result[3]["error"], "service unavailable", "{result}");
     drop(agent);
