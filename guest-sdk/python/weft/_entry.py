@@ -4,6 +4,7 @@ writes an app module that imports the user's module and these classes."""
 import inspect
 import json
 import sys
+import typing
 
 from ._convert import call_with_json, decode, encode
 from ._errors import Error, to_wit_error
@@ -49,7 +50,7 @@ class TaskEntry:
                 return function()
             if len(parameters) == 1:
                 (name, _), = parameters.items()
-                hints = __import__("typing").get_type_hints(function)
+                hints = typing.get_type_hints(function)
                 return function(decode(value, hints.get(name)))
             if not isinstance(value, dict):
                 raise Error.fatal(f"invalid task input: expected a JSON object, got {type(value).__name__}")

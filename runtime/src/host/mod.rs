@@ -21,7 +21,7 @@ use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 pub(crate) use self::log::RunLog;
-pub(crate) use self::task_components::TaskEnv;
+pub(crate) use self::task_components::{Inherited, TaskEnv};
 pub(crate) use self::tasks::TaskRuns;
 use crate::engine::MemoryLimiter;
 use crate::sandbox::{Grants, LimitExceeded, Limits, StopSignal, Stopped};

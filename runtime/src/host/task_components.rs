@@ -18,18 +18,23 @@ use crate::engine::{TaskComponent, TaskComponents};
 use crate::model::{CachedResult, Digest, Level, LogSource, ResultCache, RunSink, State, TaskPolicy, TaskRun, new_id};
 use crate::sandbox::{Grants, LimitExceeded, Limits, StopSignal, Stopped};
 
+/// What a task run takes from its flow run.
+pub(crate) struct Inherited {
+    /// The flow run's limits: each task's own policy overrides them.
+    pub(crate) limits: Limits,
+    pub(crate) grants: Grants,
+    pub(crate) stop: Option<Arc<StopSignal>>,
+    pub(crate) cache: Option<Arc<dyn ResultCache>>,
+    pub(crate) counts_fuel: bool,
+}
+
 /// What every task component call of one flow run shares.
 pub(crate) struct TaskEnv {
     components: Arc<TaskComponents>,
     slots: Arc<Semaphore>,
     identity: RunIdentity,
     sink: Arc<dyn RunSink>,
-    /// The flow run's limits: each task's own policy overrides them.
-    limits: Limits,
-    grants: Grants,
-    stop: Option<Arc<StopSignal>>,
-    counts_fuel: bool,
-    cache: Option<Arc<dyn ResultCache>>,
+    inherited: Inherited,
     /// Task runs that ended, for the run's report.
     records: Mutex<Vec<TaskRun>>,
     /// Spawned task runs, stopped when the flow run ends.
@@ -42,19 +47,14 @@ impl TaskEnv {
         concurrency: usize,
         identity: RunIdentity,
         sink: Arc<dyn RunSink>,
-        request: &crate::runner::FlowRunRequest,
-        counts_fuel: bool,
+        inherited: Inherited,
     ) -> Self {
         TaskEnv {
             components,
             slots: Arc::new(Semaphore::new(concurrency.max(1))),
             identity,
             sink,
-            limits: request.limits,
-            grants: request.grants.clone(),
-            stop: request.stop.clone(),
-            counts_fuel,
-            cache: request.cache.clone(),
+            inherited,
             records: Mutex::default(),
             running: Mutex::default(),
         }
@@ -143,7 +143,7 @@ impl TaskEnv {
         // With caching on, the same input to the same component is the
         // same result, in any run on any machine, until it expires; a hit
         // needs no compiled component.
-        let cache = match (&policy.cache, &self.cache) {
+        let cache = match (&policy.cache, &self.inherited.cache) {
             (Some(cache_policy), Some(store)) => {
                 let key = format!("component:{}\ninput:{}", entry.digest, Digest::of(input.as_bytes()).hex());
                 if let Some(hit) = store.get(&key).await {
@@ -165,9 +165,9 @@ impl TaskEnv {
             }
         };
         let limits = Limits {
-            timeout: policy.timeout.unwrap_or(self.limits.timeout),
-            memory: policy.memory.unwrap_or(self.limits.memory),
-            fuel: self.limits.fuel,
+            timeout: policy.timeout.unwrap_or(self.inherited.limits.timeout),
+            memory: policy.memory.unwrap_or(self.inherited.limits.memory),
+            fuel: self.inherited.limits.fuel,
         };
         loop {
             let outcome = {
@@ -253,12 +253,13 @@ impl TaskEnv {
         let failed = |message: String| Attempt::Failed(WitError { message, retryable: false });
         let log = Arc::new(RunLog::new(self.sink.clone(), self.identity.flow_run_id.clone()));
         log.set_task(Some((run.id.clone(), run.name.clone())));
-        let mut state = RunState::new(self.identity.clone(), log.clone(), &limits, &self.grants, Instant::now())
-            .map_err(|reason| failed(format!("task `{}` cannot start: {reason}", run.name)))?;
-        state.stop = self.stop.clone();
+        let mut state =
+            RunState::new(self.identity.clone(), log.clone(), &limits, &self.inherited.grants, Instant::now())
+                .map_err(|reason| failed(format!("task `{}` cannot start: {reason}", run.name)))?;
+        state.stop = self.inherited.stop.clone();
         state.tasks.set_base(run.id.clone(), run.name.clone());
         let mut store = Store::new(component.pre.engine(), state);
-        configure_store(&mut store, self.counts_fuel, limits.fuel)
+        configure_store(&mut store, self.inherited.counts_fuel, limits.fuel)
             .map_err(|reason| failed(format!("task `{}` cannot start: {reason}", run.name)))?;
         let call = async {
             let instance = component.pre.instantiate_async(&mut store).await?;
@@ -319,7 +320,7 @@ impl Recorded {
 impl Drop for Recorded {
     fn drop(&mut self) {
         if !self.done {
-            let reason = match self.env.stop.as_ref().and_then(|s| s.reason()) {
+            let reason = match self.env.inherited.stop.as_ref().and_then(|s| s.reason()) {
                 Some(reason) => reason,
                 None => "the flow did not wait for it".to_owned(),
             };

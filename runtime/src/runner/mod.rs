@@ -15,7 +15,7 @@ mod recorded;
 pub use recorded::{FLUSH_INTERVAL, RecordError, run_recorded, run_request_recorded};
 
 use crate::engine::{Engine, FlowComponent, TaskComponents};
-use crate::host::{RunIdentity, RunLog, RunState, TaskEnv, configure_store, trap_reason};
+use crate::host::{Inherited, RunIdentity, RunLog, RunState, TaskEnv, configure_store, trap_reason};
 use crate::model::{
     FlowRun, FlowRunOutcome, Level, LogSource, ParameterError, Parameters, ResultCache, RunSink, Sandbox, TaskRun,
     new_id,
@@ -161,8 +161,13 @@ pub async fn run_flow(
         request.task_concurrency.unwrap_or_else(default_task_concurrency),
         identity.clone(),
         logs.clone(),
-        &request,
-        engine.counts_fuel(),
+        Inherited {
+            limits: request.limits,
+            grants: request.grants.clone(),
+            stop: request.stop.clone(),
+            cache: request.cache.clone(),
+            counts_fuel: engine.counts_fuel(),
+        },
     ));
 
     let outcome = match RunState::new(identity, log.clone(), &request.limits, &request.grants, started) {
