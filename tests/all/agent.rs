@@ -78,7 +78,7 @@ impl Drop for AgentProcess {
     }
 }
 
-fn signal(pid: i32, name: &str) {
+pub(crate) fn signal(pid: i32, name: &str) {
     let _ = std::process::Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();
 }
 

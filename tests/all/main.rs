@@ -22,6 +22,7 @@ mod kubernetes;
 mod parameters;
 mod python;
 mod sandbox;
+mod stops;
 mod store;
 mod task_components;
 mod tasks;

@@ -127,7 +127,7 @@ impl Default for AgentConfig {
             limit: 8,
             poll_interval: Duration::from_secs(1),
             grace: Duration::from_secs(30),
-            heartbeat_timeout: Duration::from_secs(30),
+            heartbeat_timeout: crate::store::STALE_AFTER,
             cancel_grace: Duration::from_secs(10),
         }
     }

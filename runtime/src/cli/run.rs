@@ -14,7 +14,10 @@ use super::terminal::LogArgs;
 use super::{CommandError, EXIT_FAILED, EXIT_UNRECORDED};
 use crate::engine::{Engine, EngineConfig, Limits, TaskComponents, inspect_task};
 use crate::model::{FlowRun, FlowRunOutcome, Level, RunSink, Sandbox, TaskComponentRef, TaskPolicy};
-use crate::runner::{FlowRunRequest, RecordError, resolve_sandbox, run_request_recorded, with_shared_code};
+use crate::runner::{
+    FlowRunRequest, HEARTBEAT_INTERVAL, OnSignal, RecordError, StopSignal, Supervisor, resolve_sandbox,
+    run_request_recorded, with_shared_code,
+};
 use crate::store::{CodeKey, ComponentSource, Store};
 
 /// Run a flow once, in this process, and print its result.
@@ -139,7 +142,22 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
     request.tasks = Arc::new(components);
     request.task_concurrency = args.task_concurrency.map(|n| n as usize);
     let logs: Arc<dyn RunSink> = Arc::new(args.logs.printer(flow.name()));
-    match run_request_recorded(&engine, &flow, &store, &run, request, Some(logs)).await {
+    // Heartbeats say the run is alive (a run whose process vanished is
+    // reported stale); `weft runs cancel` reaches it; Ctrl-C and SIGTERM
+    // stop it and record it Crashed before the process exits.
+    let stop = Arc::new(StopSignal::default());
+    request.stop = Some(stop.clone());
+    let who = format!("weft run/{}", super::runner::runner_name());
+    let supervisor = Supervisor::start(store.clone(), run.id.clone(), who, stop, HEARTBEAT_INTERVAL, OnSignal::Record);
+    let result = run_request_recorded(&engine, &flow, &store, &run, request, Some(logs)).await;
+    if let Some(signal) = supervisor.signal()
+        && result.is_ok()
+    {
+        eprintln!("flow run `{}` stopped by {}: recorded Crashed", run.id, signal.name());
+        return Ok(ExitCode::from(signal.exit_status()));
+    }
+    drop(supervisor);
+    match result {
         Ok(report) => match report.outcome {
             FlowRunOutcome::Completed { result } => {
                 println!("{result}");

@@ -12,17 +12,13 @@ use super::{CommandError, EXIT_FAILED, EXIT_UNRECORDED};
 use crate::engine::{Engine, EngineConfig};
 use crate::model::{FlowRunOutcome, Level, RunSink, State, StateRecord};
 use crate::runner::{
-    FlowRunRequest, INFRASTRUCTURE_ENV, RecordError, StopSignal, resolve_sandbox, run_request_recorded,
-    stored_task_components, with_shared_code,
+    FlowRunRequest, INFRASTRUCTURE_ENV, OnSignal, RecordError, Signal, StopSignal, Supervisor, resolve_sandbox,
+    run_request_recorded, stored_task_components, with_shared_code,
 };
 use crate::store::{CodeKey, Store, weft_home};
 
 /// Exit status of a runner whose run ended Cancelled.
 pub const EXIT_CANCELLED: u8 = 4;
-
-/// Exit status of a runner stopped by a signal that leaves the outcome to
-/// its infrastructure (128 + SIGTERM, as a shell reports it).
-const EXIT_SIGTERM: u8 = 143;
 
 /// Execute one flow run that an agent claimed (a child process, or a pod).
 ///
@@ -46,7 +42,7 @@ pub struct RunnerArgs {
 }
 
 /// Who this runner is, for heartbeats and state records.
-fn runner_name() -> String {
+pub(super) fn runner_name() -> String {
     let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".into());
     format!("{host}/{}", std::process::id())
 }
@@ -106,53 +102,23 @@ pub(super) async fn runner(args: RunnerArgs) -> Result<ExitCode, CommandError> {
     request.stop = Some(stop.clone());
     request.tasks = Arc::new(stored_task_components(&engine, &store, &run.tasks, cache, code_key));
 
-    // Heartbeats, and the cancellation check, until the run ends.
-    let watcher = tokio::spawn({
-        let (store, id, stop) = (store.clone(), id.clone(), stop.clone());
-        let interval = args.heartbeat_interval;
-        async move {
-            let me = runner_name();
-            loop {
-                if let Err(e) = store.beat(&id, &me).await {
-                    tracing::warn!(run = %id, error = %e, "could not write a heartbeat");
-                }
-                if let Ok(Some((_, record))) = store.latest_state(&id).await
-                    && record.state == State::Cancelling
-                {
-                    let by = record.by.map(|b| format!(" by {b}")).unwrap_or_default();
-                    stop.stop(format!("cancelled{by}"));
-                }
-                tokio::time::sleep(interval).await;
-            }
-        }
-    });
-    let signals = tokio::spawn({
-        let stop = stop.clone();
-        async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-                return;
-            };
-            let name = tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = int.recv() => "SIGINT",
-            };
-            let reason = format!("the runner received {name}");
-            // Kubernetes signals a pod's runner for reasons only it knows
-            // (an eviction, a deletion, a deadline); the agent sees them and
-            // records the crash, so the runner leaves the state alone.
-            if std::env::var(INFRASTRUCTURE_ENV).is_ok_and(|v| v == "kubernetes") {
-                stop.interrupt(reason);
-            } else {
-                stop.stop(reason);
-            }
-        }
-    });
+    // Kubernetes signals a pod's runner for reasons only it knows (an
+    // eviction, a deletion, a deadline); the agent sees them and records the
+    // crash, so the runner leaves the state alone there.
+    let on_signal = if std::env::var(INFRASTRUCTURE_ENV).is_ok_and(|v| v == "kubernetes") {
+        OnSignal::LeaveToInfrastructure
+    } else {
+        OnSignal::Record
+    };
+    let supervisor =
+        Supervisor::start(store.clone(), id.clone(), runner_name(), stop, args.heartbeat_interval, on_signal);
 
     let echo: Arc<dyn RunSink> = Arc::new(TerminalLogs::new(LogFormat::Json, Level::Trace, flow.name()).on_stdout());
     let result = run_request_recorded(&engine, &flow, &store, &run, request, Some(echo)).await;
-    watcher.abort();
-    signals.abort();
+    if let (Ok(_), Some(signal)) = (&result, supervisor.signal()) {
+        return Ok(ExitCode::from(signal.exit_status()));
+    }
+    drop(supervisor);
     match result {
         Ok(report) => Ok(match report.outcome {
             FlowRunOutcome::Completed { .. } => ExitCode::SUCCESS,
@@ -161,7 +127,7 @@ pub(super) async fn runner(args: RunnerArgs) -> Result<ExitCode, CommandError> {
         }),
         Err(error @ RecordError::Interrupted { .. }) => {
             super::print_error(&error.to_string());
-            Ok(ExitCode::from(EXIT_SIGTERM))
+            Ok(ExitCode::from(Signal::Terminate.exit_status()))
         }
         Err(error @ RecordError::Unrecorded { .. }) => {
             super::print_error(&error.to_string());

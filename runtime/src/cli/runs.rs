@@ -74,6 +74,15 @@ fn parse_state(text: &str) -> Result<State, String> {
         .ok_or_else(|| format!("expected one of {}", names.join(", ")))
 }
 
+/// The run's state, marked when its process has stopped giving signs of life.
+fn state_text(summary: &RunSummary) -> String {
+    match (summary.state, summary.stale_since) {
+        (Some(state), Some(_)) => format!("{state} (stale)"),
+        (Some(state), None) => state.to_string(),
+        (None, _) => "-".into(),
+    }
+}
+
 fn elapsed(summary: &RunSummary) -> String {
     match (summary.started, summary.ended) {
         (Some(start), Some(end)) => end.duration_since(start).map(duration).unwrap_or_default(),
@@ -97,7 +106,20 @@ async fn cancel(args: CancelArgs) -> Result<ExitCode, CommandError> {
     if store.read_run(&args.id).await?.is_none() {
         return Err(CommandError(format!("no flow run `{}` in store `{}` (see `weft runs ls`)", args.id, store.url())));
     }
+    // A run whose process vanished would stay Cancelling forever: nobody
+    // is there to stop it, so it is ended here.
+    let stale = match store.latest_state(&args.id).await? {
+        Some((_, latest)) if matches!(latest.state, State::Running | State::Cancelling) => {
+            store.stale_since(&args.id, &latest).await?
+        }
+        _ => None,
+    };
     let decide = |current: Option<&StateRecord>| match current.map(|r| r.state) {
+        Some(State::Running | State::Cancelling) if stale.is_some() => {
+            let since = stale.map(time).unwrap_or_default();
+            let reason = format!("its process gave no sign of life since {since} and was ended by `weft runs cancel`");
+            Some(StateRecord::now(State::Crashed, Some(reason)).by("cli"))
+        }
         // Not started: it never will.
         None | Some(State::Scheduled) => {
             Some(StateRecord::now(State::Cancelled, Some("cancelled before it started".into())).by("cli"))
@@ -113,6 +135,8 @@ async fn cancel(args: CancelArgs) -> Result<ExitCode, CommandError> {
             let state = store.latest_state(&args.id).await?.map(|(_, r)| r.state);
             if state == Some(State::Cancelled) {
                 println!("Cancelled flow run `{}` before it started", args.id);
+            } else if state == Some(State::Crashed) {
+                println!("Flow run `{}` had no live process (stale): recorded Crashed", args.id);
             } else {
                 println!("Cancelling flow run `{}`: its runner stops it and records Cancelled", args.id);
             }
@@ -153,7 +177,7 @@ async fn ls(args: LsArgs) -> Result<ExitCode, CommandError> {
                         s.run.id.clone(),
                         s.run.flow_name.clone(),
                         s.run.deployment.clone().unwrap_or_else(|| "-".into()),
-                        s.state.map_or_else(|| "-".into(), |st| st.to_string()),
+                        state_text(s),
                         s.started.map_or_else(|| "-".into(), time),
                         elapsed(s),
                     ]
@@ -210,7 +234,16 @@ async fn show(args: ShowArgs) -> Result<ExitCode, CommandError> {
     }
     println!("Component  {}", run.component);
     println!("Attempt    {}", run.attempt);
-    println!("State      {}", summary.state.map_or_else(|| "-".into(), |s| s.to_string()));
+    println!("State      {}", state_text(&summary));
+    if let Some(since) = summary.stale_since {
+        let silent = SystemTime::now().duration_since(since).unwrap_or_default();
+        println!(
+            "           no sign of life from its process for {}: it was most likely killed; \
+             `weft runs cancel {}` records it Crashed",
+            duration(silent),
+            run.id
+        );
+    }
     println!("Duration   {}", elapsed(&summary));
     println!("Parameters {}", serde_json::Value::Object(run.parameters.clone()));
     match (&result, &error) {

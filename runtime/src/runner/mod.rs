@@ -11,8 +11,10 @@ use std::time::{Duration, Instant, SystemTime};
 use wasmtime::Store;
 
 mod recorded;
+mod supervise;
 
 pub use recorded::{FLUSH_INTERVAL, RecordError, run_recorded, run_request_recorded};
+pub use supervise::{HEARTBEAT_INTERVAL, OnSignal, Signal, Supervisor};
 
 use crate::engine::{Engine, FlowComponent, TaskComponents};
 use crate::host::{Inherited, RunIdentity, RunLog, RunState, TaskEnv, configure_store, trap_reason};

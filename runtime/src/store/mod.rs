@@ -40,7 +40,7 @@ pub use compiled::{CODE_KEY_ENV, CodeKey};
 pub use deploy::{DeployError, ScheduleError};
 pub use queue::{Heartbeat, Queued};
 pub use recorder::StoreRecorder;
-pub use runs::{RunSummary, TransitionOutcome};
+pub use runs::{RunSummary, STALE_AFTER, TransitionOutcome};
 pub use url::{StoreLocation, default_store_url, weft_home};
 
 /// Why a store operation failed. Every message names the store URL.

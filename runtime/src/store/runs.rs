@@ -2,7 +2,7 @@
 //! task run chunks.
 
 use std::collections::HashMap;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -39,7 +39,18 @@ pub struct RunSummary {
     /// When it reached a final state.
     #[serde(with = "optional_rfc3339", skip_serializing_if = "Option::is_none")]
     pub ended: Option<SystemTime>,
+    /// Set when the run is Running or Cancelling but its process has given
+    /// no sign of life for [`STALE_AFTER`]: the time of its last sign (a
+    /// heartbeat, or its latest state). Its process most likely vanished
+    /// (SIGKILL, a lost machine); `weft runs cancel` ends it.
+    #[serde(with = "optional_rfc3339", skip_serializing_if = "Option::is_none")]
+    pub stale_since: Option<SystemTime>,
 }
+
+/// A run whose process wrote no heartbeat for this long is stale. Runners
+/// and `weft run` beat every 2 s; the agent's `--heartbeat-timeout`
+/// defaults to this too.
+pub const STALE_AFTER: Duration = Duration::from_secs(30);
 
 mod optional_rfc3339 {
     use std::time::SystemTime;
@@ -250,6 +261,21 @@ impl Store {
         let started = states.iter().find(|(_, s)| s.state == State::Running).map(|(_, s)| s.time);
         let last = states.last().map(|(_, s)| s);
         let ended = last.filter(|s| s.state.is_final()).map(|s| s.time);
-        Ok(Some(RunSummary { run, state: last.map(|s| s.state), started, ended }))
+        let stale_since = match last {
+            Some(record) if matches!(record.state, State::Running | State::Cancelling) => {
+                self.stale_since(id, record).await?
+            }
+            _ => None,
+        };
+        Ok(Some(RunSummary { run, state: last.map(|s| s.state), started, ended, stale_since }))
+    }
+
+    /// For a run whose latest state is `latest`, the time of its last sign
+    /// of life if that is more than [`STALE_AFTER`] ago.
+    pub async fn stale_since(&self, id: &str, latest: &StateRecord) -> Result<Option<SystemTime>, StoreError> {
+        let beat = self.heartbeat(id).await?.map(|b| b.time);
+        let last_sign = beat.map_or(latest.time, |beat| beat.max(latest.time));
+        let silent = SystemTime::now().duration_since(last_sign).unwrap_or_default();
+        Ok((silent > STALE_AFTER).then_some(last_sign))
     }
 }
