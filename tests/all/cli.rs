@@ -66,7 +66,7 @@ fn bad_usage_exits_2_and_says_how_to_fix_it() {
 
     let output = weft_output(&["run", EXAMPLE_HELLO, "--memory", "lots"]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("write a size such as 64MiB"), "{}", stderr(&output));
+    assert!(stderr(&output).contains("write a size such as 256MiB"), "{}", stderr(&output));
 
     let output = weft_output(&["run", EXAMPLE_HELLO, "-p", "name"]);
     assert_eq!(output.status.code(), Some(2));

@@ -29,11 +29,7 @@ fn a_component_of_another_world_is_not_a_flow() {
     let bytes = std::fs::read(COMMAND).expect("fixture");
     let error = engine().load_flow(&bytes, "command.wasm").expect_err("refused");
     let text = error.to_string();
-    assert!(
-        text.starts_with("`command.wasm` is not a weft flow: it does not export `weft:flow/flow-entry@0.1.0`"),
-        "{text}"
-    );
-    assert!(text.contains("wasi:cli/run"), "says what it exports: {text}");
+    assert!(text.starts_with("`command.wasm` is not a weft flow: it is a command (it exports `wasi:cli/run"), "{text}");
     assert!(text.contains("#[weft::flow]"), "says how to fix it: {text}");
 }
 
@@ -48,11 +44,57 @@ fn the_cli_exits_2_on_a_file_that_is_not_a_flow() {
 
     let output = weft_output(&["run", COMMAND]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("is not a weft flow"), "{}", stderr(&output));
+    assert!(stderr(&output).contains("is not a weft flow: it is a command"), "{}", stderr(&output));
+
+    let output = weft_output(&["run", dir.path().to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("is a directory, not a component file"), "{}", stderr(&output));
 
     let output = weft_output(&["run", "does-not-exist.wasm"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("cannot read flow component `does-not-exist.wasm`"), "{}", stderr(&output));
+}
+
+/// Nothing that could never run takes space in the store: `weft run` and
+/// `weft deploy` check a component's world before they push it.
+#[test]
+fn a_refused_component_is_not_stored() {
+    let backend = crate::store::Backend::file();
+    let store_dir = backend.args()[1].trim_start_matches("file://").to_owned();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let core = dir.path().join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").expect("write");
+    let core = core.to_str().expect("utf-8");
+    let yaml = dir.path().join("weft.yaml");
+    std::fs::write(&yaml, format!("deployments:\n  - name: a\n    flow: {COMMAND}\n")).expect("write");
+    let task_yaml = dir.path().join("tasks.yaml");
+    std::fs::write(
+        &task_yaml,
+        format!("deployments:\n  - name: a\n    flow: {EXAMPLE_HELLO}\n    tasks: {{t: {COMMAND}}}\n"),
+    )
+    .expect("write");
+    let yaml = yaml.to_str().expect("utf-8");
+    let task_yaml = task_yaml.to_str().expect("utf-8");
+    for (args, message) in [
+        (vec!["run", core], "is a core WebAssembly module"),
+        (vec!["run", COMMAND], "is not a weft flow: it is a command"),
+        (vec!["run", EXAMPLE_HELLO, "--task", &format!("t={COMMAND}")], "--task t: "),
+        (vec!["deploy", "-f", yaml], "is not a weft flow: it is a command"),
+        (vec!["deploy", "-f", task_yaml], "task `t`: "),
+    ] {
+        let output = crate::weft().args(&args).args(backend.args()).output().expect("weft");
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains(message), "{args:?}: {}", stderr(&output));
+        let artifacts = std::path::Path::new(&store_dir).join("artifacts/sha256");
+        let stored: Vec<_> =
+            std::fs::read_dir(&artifacts).map(|d| d.map_while(Result::ok).collect()).unwrap_or_default();
+        // Only the flow of the `--task` and task deployment cases is stored.
+        assert!(stored.len() <= 1, "{args:?} stored {stored:?}");
+        if stored.len() == 1 {
+            let hello = weft::model::Digest::of(&std::fs::read(EXAMPLE_HELLO).expect("fixture"));
+            assert!(stored[0].path().ends_with(format!("{}.wasm", hello.hex())), "{args:?} stored {stored:?}");
+        }
+    }
 }
 
 #[tokio::test]

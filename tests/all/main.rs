@@ -8,6 +8,7 @@ mod fixtures {
 }
 
 mod agent;
+mod bad_input;
 mod cache;
 mod cli;
 mod components;

@@ -67,16 +67,16 @@ pub struct AgentArgs {
     #[arg(long, value_name = "N", default_value_t = 8)]
     limit: usize,
     /// How often to look for due runs and finished ones.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = crate::model::parse_duration)]
     poll_interval: Duration,
     /// On shutdown, how long running runs get to finish before they are killed.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::model::parse_duration)]
     grace: Duration,
     /// A run whose runner sent no heartbeat for this long has crashed.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::model::parse_duration)]
     heartbeat_timeout: Duration,
     /// How long a cancelled run's runner gets to stop before it is killed.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::model::parse_duration)]
     cancel_grace: Duration,
     /// How the agent's own log is written (stderr).
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]

@@ -12,7 +12,7 @@ use super::params::ParamArgs;
 use super::store_args::StoreArgs;
 use super::terminal::LogArgs;
 use super::{CommandError, EXIT_FAILED, EXIT_UNRECORDED};
-use crate::engine::{Engine, EngineConfig, Limits, TaskComponents, inspect_task};
+use crate::engine::{Engine, EngineConfig, Limits, TaskComponents, inspect_flow, inspect_task};
 use crate::model::{FlowRun, FlowRunOutcome, Level, RunSink, Sandbox, TaskComponentRef, TaskPolicy};
 use crate::runner::{
     FlowRunRequest, HEARTBEAT_INTERVAL, OnSignal, RecordError, StopSignal, Supervisor, resolve_sandbox,
@@ -42,11 +42,11 @@ pub struct RunArgs {
     params: ParamArgs,
 
     /// Wall-clock limit for the run, such as 30s, 5m or 1h.
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = crate::model::parse_duration)]
     timeout: Duration,
 
     /// Memory limit for the guest, such as 64MiB or 1GiB.
-    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = crate::model::parse_memory)]
     memory: u64,
 
     /// Fuel limit (roughly, WebAssembly instructions executed). Off by default.
@@ -83,7 +83,9 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
             (ComponentSource::Url { store, .. }, true) => Store::open(store, &args.store.all_options()?)?,
             _ => args.store.open()?,
         };
-    let (bytes, digest) = store.component(&source, &args.store.all_options()?).await?;
+    // Checked before it is stored or compiled: a core module or a command
+    // is refused at once.
+    let (bytes, digest) = store.component(&source, &args.store.all_options()?, inspect_flow).await?;
     let engine = Engine::new(&EngineConfig { fuel: args.fuel.is_some() })?;
     let cache = crate::store::weft_home().map(|home| home.join("cache/compiled"));
     let code_key = CodeKey::from_env()?;
@@ -104,8 +106,10 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
     let mut components = TaskComponents::new();
     for (name, reference) in &args.tasks {
         let source = ComponentSource::parse(reference).map_err(|e| CommandError(format!("--task {name}: {e}")))?;
-        let (bytes, digest) = store.component(&source, &args.store.all_options()?).await?;
-        inspect_task(&bytes, reference).map_err(|e| CommandError(format!("--task {name}: {e}")))?;
+        let (bytes, digest) = store
+            .component(&source, &args.store.all_options()?, inspect_task)
+            .await
+            .map_err(|e| CommandError(format!("--task {name}: {e}")))?;
         let policy = TaskPolicy::default();
         tasks.insert(name.clone(), TaskComponentRef { component: digest.clone(), policy: policy.clone() });
         components.insert_bytes(
@@ -187,16 +191,6 @@ fn parse_host(text: &str) -> Result<String, String> {
         Some((name, port)) if !name.is_empty() && port.parse::<u16>().is_ok() => Ok(text.to_owned()),
         _ => Err(format!("`{text}` needs a port: write `api.example.com:443` or `localhost:8080`")),
     }
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{e} (write a duration such as 30s, 5m or 1h)"))
-}
-
-fn parse_size(text: &str) -> Result<u64, String> {
-    text.parse::<bytesize::ByteSize>()
-        .map(|size| size.as_u64())
-        .map_err(|e| format!("{e} (write a size such as 64MiB or 1GiB)"))
 }
 
 pub(super) fn parse_level(text: &str) -> Result<Level, String> {

@@ -35,7 +35,7 @@ pub struct RunnerArgs {
     #[arg(long = "run", value_name = "ID")]
     run: String,
     /// How often the runner writes a heartbeat and checks for cancellation.
-    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = crate::model::parse_duration)]
     heartbeat_interval: Duration,
     #[command(flatten)]
     store: StoreArgs,

@@ -48,11 +48,13 @@ pub enum ComponentError {
         /// What the linker said.
         reason: String,
     },
-    /// It does not export the flow world.
-    #[error("`{component}` is not a weft flow: {reason}")]
+    /// It does not export the world it is used as (a flow, a task).
+    #[error("`{component}` is not a weft {wanted}: {reason}")]
     WrongWorld {
         /// The component's path or URL.
         component: String,
+        /// What it was to be: `flow` or `task component`.
+        wanted: &'static str,
         /// What it exports instead, and what to do.
         reason: String,
     },
@@ -106,7 +108,31 @@ pub fn inspect_task(bytes: &[u8], source: &str) -> Result<ComponentInfo, Compone
     } else {
         not_exported(TASK_EXPORT, &info.exports, "`#[weft::task_component]`", "task")
     };
-    Err(ComponentError::WrongWorld { component: source.to_owned(), reason })
+    Err(ComponentError::WrongWorld { component: source.to_owned(), wanted: "task component", reason })
+}
+
+/// Like [`inspect`], and checks that the component is a flow (world
+/// `flow`) without compiling it.
+pub fn inspect_flow(bytes: &[u8], source: &str) -> Result<ComponentInfo, ComponentError> {
+    let info = inspect(bytes, source)?;
+    if info.is_flow() {
+        return Ok(info);
+    }
+    Err(ComponentError::WrongWorld { component: source.to_owned(), wanted: "flow", reason: not_a_flow(&info.exports) })
+}
+
+/// Why a component exporting `exports` is not a flow, and the fix.
+fn not_a_flow(exports: &[String]) -> String {
+    if exports.iter().any(|e| e == TASK_EXPORT) {
+        format!("it is a task component (it exports `{TASK_EXPORT}`); run a flow that calls it instead")
+    } else if let Some(run) = exports.iter().find(|e| e.starts_with("wasi:cli/run")) {
+        format!(
+            "it is a command (it exports `{run}`: a program with a `main`), not a flow: mark the flow function \
+             with `#[weft::flow]` (or implement the `flow` world of the `weft:flow@0.1.0` WIT package)"
+        )
+    } else {
+        not_exported(FLOW_EXPORT, exports, "`#[weft::flow]`", "flow")
+    }
 }
 
 fn not_exported(wanted: &str, exports: &[String], attribute: &str, world: &str) -> String {
@@ -279,12 +305,7 @@ pub(super) fn wrong_world(
     source: &str,
 ) -> ComponentError {
     let exports: Vec<String> = component.component_type().exports(engine).map(|(name, _)| name.to_owned()).collect();
-    let reason = if exports.iter().any(|e| e == TASK_EXPORT) {
-        format!("it is a task component (it exports `{TASK_EXPORT}`); run a flow that calls it instead")
-    } else {
-        not_exported(FLOW_EXPORT, &exports, "`#[weft::flow]`", "flow")
-    };
-    ComponentError::WrongWorld { component: source.to_owned(), reason }
+    ComponentError::WrongWorld { component: source.to_owned(), wanted: "flow", reason: not_a_flow(&exports) }
 }
 
 /// A flow name from a path or URL: the file name without `.wasm`.

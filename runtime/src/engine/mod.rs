@@ -19,7 +19,7 @@ use wasmtime::component::{Component, Linker};
 pub use crate::sandbox::{Grants, LimitExceeded, Limits, format_bytes};
 pub use component::{
     AnnotateError, Annotations, ComponentError, ComponentInfo, MAX_FLOW_NAME, annotate, check_flow_name, inspect,
-    inspect_task,
+    inspect_flow, inspect_task,
 };
 pub(crate) use limits::MemoryLimiter;
 pub use tasks::{TaskBytes, TaskComponent, TaskComponents, TaskLoader, compile_later};
@@ -151,6 +151,7 @@ impl Engine {
             .map_err(|e| ComponentError::Imports { component: source.to_owned(), reason: format!("{e:#}") })?;
         let pre = TaskPre::new(pre).map_err(|e| ComponentError::WrongWorld {
             component: source.to_owned(),
+            wanted: "task component",
             reason: format!("it does not export the `task` world's entry point as weft expects: {e:#}"),
         })?;
         Ok(TaskComponent::new(pre, digest.clone(), source.to_owned()))

@@ -100,7 +100,7 @@ pub struct Sandbox {
     pub memory: u64,
     /// Environment variables passed to the guest, by name, with the value the
     /// runner has.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "env_names")]
     pub env: Vec<String>,
     /// Host directories the guest may open.
     #[serde(default)]
@@ -341,43 +341,26 @@ fn timezone<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error>
     Ok(Some(text))
 }
 
-/// A number, or text turned into one by `parse`: for sizes and durations,
-/// which may be written either way.
-/// A bare number is multiplied by `scale` (1000 for durations: a number of
-/// seconds, counted in milliseconds).
-fn number_or_text<'de, D: Deserializer<'de>>(
-    d: D,
-    what: &'static str,
-    scale: u64,
-    parse: fn(&str) -> Result<u64, String>,
-) -> Result<u64, D::Error> {
-    struct Visitor(&'static str, u64, fn(&str) -> Result<u64, String>);
+/// A size in bytes, or text such as `512MiB`, checked to be a memory limit
+/// a guest can have.
+pub(super) fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    struct Visitor;
     impl de::Visitor<'_> for Visitor {
         type Value = u64;
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str(self.0)
+            f.write_str("a size such as 256MiB or 1GiB")
         }
         fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
-            Ok(v.saturating_mul(self.1))
+            super::check_memory(v).map_err(E::custom)
         }
         fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
-            u64::try_from(v)
-                .map(|v| v.saturating_mul(self.1))
-                .map_err(|_| E::custom(format!("{v} is negative: write {}", self.0)))
+            Err(E::custom(format!("{v} is negative: write a size such as 256MiB or 1GiB")))
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
-            (self.2)(v).map_err(E::custom)
+            super::parse_memory(v).map_err(E::custom)
         }
     }
-    d.deserialize_any(Visitor(what, scale, parse))
-}
-
-pub(super) fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    number_or_text(d, "a size such as 256MiB or 1GiB", 1, |text| {
-        text.parse::<bytesize::ByteSize>()
-            .map(|s| s.as_u64())
-            .map_err(|_| format!("invalid size `{text}`: write a size such as 256MiB or 1GiB"))
-    })
+    d.deserialize_any(Visitor)
 }
 
 fn positive<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
@@ -386,6 +369,24 @@ fn positive<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
         return Err(de::Error::custom("must be at least 1: it is how many task components may run at once"));
     }
     Ok(Some(n))
+}
+
+fn env_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let names = Vec::<String>::deserialize(d)?;
+    for name in &names {
+        let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            let fix = match name.split_once('=') {
+                Some((key, _)) if !key.is_empty() => {
+                    format!("list the name alone (`{key}`): the guest gets the value the runner has in its environment")
+                }
+                _ => "a name is letters, digits and `_`, not starting with a digit, such as `API_TOKEN`".to_owned(),
+            };
+            return Err(de::Error::custom(format!("`{name}` is not an environment variable name: {fix}")));
+        }
+    }
+    Ok(names)
 }
 
 fn hosts<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -410,14 +411,29 @@ pub mod duration {
         s.collect_str(&humantime::format_duration(*d))
     }
 
-    /// Reads `30s`, `5m`, `1h 30m`, or a number of seconds.
+    /// Reads `30s`, `5m`, `1h 30m`; a bare number is refused, as on the
+    /// command line.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let millis = super::number_or_text(d, "a duration such as 30s, 5m or 1h", 1000, |text| {
-            humantime::parse_duration(text)
-                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-                .map_err(|_| format!("invalid duration `{text}`: write a duration such as 30s, 5m or 1h"))
-        })?;
-        Ok(Duration::from_millis(millis))
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Duration;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a duration such as 30s, 5m or 1h")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Duration, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Duration, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Duration, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
+                crate::model::parse_duration(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Visitor)
     }
 }
 
@@ -456,7 +472,11 @@ impl DeploymentFile {
     pub fn parse(text: &str, file: &str) -> Result<DeploymentFile, DeploymentFileError> {
         let parsed: DeploymentFile = serde_saphyr::from_str(text).map_err(|e| {
             let position = e.location().map(|l| (l.line(), l.column()));
-            DeploymentFileError { file: file.to_owned(), position, message: explain(&e) }
+            let message = match shape_problem(text) {
+                Some(problem) => format!("{problem}; a deployment file looks like this:\n{EXAMPLE}"),
+                None => explain(&e, position.and_then(|(line, column)| field_at(text, line, column))),
+            };
+            DeploymentFileError { file: file.to_owned(), position, message }
         })?;
         let mut seen: BTreeMap<&str, u64> = BTreeMap::new();
         for spec in &parsed.deployments {
@@ -483,9 +503,58 @@ impl DeploymentFile {
     }
 }
 
-/// The parser's message, with a did-you-mean for unknown fields and without
-/// the rendered snippet (the position is given separately).
-fn explain(error: &serde_saphyr::Error) -> String {
+/// The smallest deployment file, shown when a file is not shaped like one.
+const EXAMPLE: &str = "deployments:\n  - name: hello\n    flow: ./hello.wasm";
+
+/// What is wrong with the file's overall shape, if that is what is wrong:
+/// empty, a top level that is not a mapping, `deployments` not a list.
+fn shape_problem(text: &str) -> Option<String> {
+    fn kind(value: &serde_json::Value) -> &'static str {
+        match value {
+            serde_json::Value::Null => "empty",
+            serde_json::Value::Bool(_) => "a boolean",
+            serde_json::Value::Number(_) => "a number",
+            serde_json::Value::String(_) => "text",
+            serde_json::Value::Array(_) => "a list",
+            serde_json::Value::Object(_) => "a mapping",
+        }
+    }
+    let value: serde_json::Value = match serde_saphyr::from_str(text) {
+        Ok(value) => value,
+        // Not YAML at all: the syntax error says more.
+        Err(_) if !text.trim().is_empty() => return None,
+        Err(_) => serde_json::Value::Null,
+    };
+    match &value {
+        serde_json::Value::Null => Some("the file is empty".into()),
+        serde_json::Value::Object(map) => match map.get("deployments") {
+            None if map.len() == 1 || map.contains_key("name") || map.contains_key("flow") => {
+                Some("the file has no `deployments:` list at its top level".into())
+            }
+            Some(list @ (serde_json::Value::Null | serde_json::Value::Object(_) | serde_json::Value::String(_))) => {
+                Some(format!("`deployments` is {}, not a list of deployments", kind(list)))
+            }
+            _ => None,
+        },
+        other => Some(format!("the top level is {}, not a mapping with a `deployments:` list", kind(other))),
+    }
+}
+
+/// The key whose value starts at `line`, `column` (from 1): in `retries: three`
+/// or `{timeout: 5}`, the key just before the value.
+fn field_at(text: &str, line: u64, column: u64) -> Option<String> {
+    let line = text.lines().nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
+    let before: String = line.chars().take(usize::try_from(column).ok()?.saturating_sub(1)).collect();
+    let key = before.trim_end().strip_suffix(':')?;
+    let start = key.rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-')).map_or(0, |i| i + 1);
+    let key = &key[start..];
+    (!key.is_empty()).then(|| key.to_owned())
+}
+
+/// The parser's message, with a did-you-mean for unknown fields, the field
+/// and the expected type for values of the wrong type, and without the
+/// rendered snippet (the position is given separately).
+fn explain(error: &serde_saphyr::Error, field: Option<String>) -> String {
     let text = error.to_string();
     let first = text.lines().next().unwrap_or(&text).trim();
     let first = first.strip_prefix("error: ").unwrap_or(first);
@@ -494,6 +563,21 @@ fn explain(error: &serde_saphyr::Error) -> String {
         Some((position, message)) if position.starts_with("line ") => message,
         _ => first,
     };
+    if let Some(kind) = message.strip_prefix("invalid ") {
+        let (expected, example) = match kind {
+            "u8" | "u16" | "u32" | "u64" | "usize" => ("a whole number, 0 or more", "3"),
+            "i8" | "i16" | "i32" | "i64" | "isize" => ("a whole number", "3"),
+            "f32" | "f64" => ("a number", "0.5"),
+            "bool" => ("true or false", "true"),
+            _ => ("", ""),
+        };
+        if !expected.is_empty() {
+            return match field {
+                Some(field) => format!("`{field}` must be {expected}, such as `{field}: {example}`"),
+                None => format!("expected {expected}, such as `{example}`"),
+            };
+        }
+    }
     let Some(rest) = message.strip_prefix("unknown field `") else { return message.to_owned() };
     let Some((field, expected)) = rest.split_once('`') else { return message.to_owned() };
     let candidates: Vec<&str> = expected
@@ -593,6 +677,31 @@ deployments:
 
         let e = error("deployments:\n  - name: 'no spaces'\n    flow: a.wasm\n");
         assert!(e.message.contains("must start with a letter or digit"), "{e}");
+
+        for bad in ["three", "-1"] {
+            let e = error(&format!("deployments:\n  - name: a\n    flow: a.wasm\n    retries: {bad}\n"));
+            assert_eq!(e.position.map(|p| p.0), Some(4), "{e}");
+            assert_eq!(e.message, "`retries` must be a whole number, 0 or more, such as `retries: 3`", "{e}");
+        }
+        let e = error("deployments:\n  - name: a\n    flow: a.wasm\n    sandbox: {timeout: 5}\n");
+        assert!(e.message.contains("`5` has no unit: write 5s, 5m or 5h"), "{e}");
+        let e = error("deployments:\n  - name: a\n    flow: a.wasm\n    sandbox: {memory: 1TiB}\n");
+        assert!(e.message.contains("from 64KiB (one WebAssembly page) to 4GiB"), "{e}");
+        for (env, fix) in [("\"A=B\"", "list the name alone (`A`)"), ("\"\"", "letters, digits and `_`")] {
+            let e = error(&format!("deployments:\n  - name: a\n    flow: a.wasm\n    sandbox: {{env: [{env}]}}\n"));
+            assert!(e.message.contains("is not an environment variable name") && e.message.contains(fix), "{e}");
+        }
+        for (text, problem) in [
+            ("", "the file is empty"),
+            ("# nothing yet\n", "the file is empty"),
+            ("- name: a\n  flow: a.wasm\n", "the top level is a list, not a mapping"),
+            ("name: a\nflow: a.wasm\n", "the file has no `deployments:` list"),
+            ("deployments: hello\n", "`deployments` is text, not a list"),
+        ] {
+            let e = error(text);
+            assert!(e.message.starts_with(problem), "{text:?}: {e}");
+            assert!(e.message.ends_with(EXAMPLE), "{text:?}: {e}");
+        }
 
         let e = error("deployments:\n  - name: a\n    flow: [a\n");
         assert!(e.position.is_some(), "a syntax error has a position: {e}");

@@ -7,6 +7,7 @@ mod logs;
 mod parameters;
 mod runs;
 mod tasks;
+mod units;
 
 pub use cache::{CacheFuture, CachedResult, ResultCache};
 pub use deployment::{
@@ -15,9 +16,12 @@ pub use deployment::{
 };
 pub use logs::rfc3339;
 pub use logs::{DiscardLogs, Level, LogLine, LogSource, RunSink, Tee};
-pub use parameters::{ParameterError, ParameterProblem, ParameterSchema, Parameters, parse_assignment};
+pub use parameters::{
+    ParameterError, ParameterOrigin, ParameterProblem, ParameterSchema, Parameters, ProblemKind, parse_assignment,
+};
 pub use runs::{Digest, FlowRun, FlowRunOutcome, State, StateRecord, TaskRun};
 pub use tasks::{Backoff, CachePolicy, TaskComponentRef, TaskPolicy, TaskSpec};
+pub use units::{MAX_MEMORY, MIN_MEMORY, check_memory, parse_duration, parse_memory};
 
 /// A fresh id for a flow run or task run: a ULID, so ids sort by the time
 /// they were made.

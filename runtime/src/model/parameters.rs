@@ -11,10 +11,22 @@ pub type Parameters = Map<String, Value>;
 /// Parameters that were refused, with every problem found.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub struct ParameterError {
-    /// The flow (or deployment) whose parameters they are.
+    /// The flow whose parameters they are.
     pub flow: String,
     /// What is wrong, one entry per problem.
     pub problems: Vec<ParameterProblem>,
+    /// Where the parameters were written, which decides the fix offered.
+    pub origin: ParameterOrigin,
+}
+
+/// Where parameters come from, for the fix an error offers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ParameterOrigin {
+    /// `-p key=value` and `--params-file`.
+    #[default]
+    CommandLine,
+    /// A deployment's `parameters:` in its deployment file.
+    DeploymentFile,
 }
 
 /// One thing wrong with a flow's parameters.
@@ -25,6 +37,30 @@ pub struct ParameterProblem {
     pub parameter: String,
     /// What is wrong with it, for a person.
     pub message: String,
+    /// What kind of problem, for the fix offered.
+    pub kind: ProblemKind,
+}
+
+/// What kind of problem a [`ParameterProblem`] is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// A required parameter is missing.
+    Required,
+    /// A parameter the flow does not have; the closest one it has, if any
+    /// is close.
+    Unknown {
+        /// The parameter probably meant.
+        suggestion: Option<String>,
+    },
+    /// A value the schema refuses, or anything else.
+    Invalid,
+}
+
+impl ParameterProblem {
+    /// A problem of kind [`ProblemKind::Invalid`].
+    pub fn invalid(parameter: impl Into<String>, message: impl Into<String>) -> Self {
+        ParameterProblem { parameter: parameter.into(), message: message.into(), kind: ProblemKind::Invalid }
+    }
 }
 
 impl fmt::Display for ParameterError {
@@ -33,10 +69,24 @@ impl fmt::Display for ParameterError {
             if i > 0 {
                 f.write_str("\n")?;
             }
-            if problem.parameter.is_empty() {
+            let name = &problem.parameter;
+            if name.is_empty() {
                 write!(f, "flow `{}`: parameters {}", self.flow, problem.message)?;
             } else {
-                write!(f, "flow `{}`: parameter `{}` {}", self.flow, problem.parameter, problem.message)?;
+                write!(f, "flow `{}`: parameter `{name}` {}", self.flow, problem.message)?;
+            }
+            match (&problem.kind, self.origin) {
+                (ProblemKind::Required, ParameterOrigin::CommandLine) => {
+                    write!(f, ": pass it with `-p {name}=VALUE` or in the parameters file")?;
+                }
+                (ProblemKind::Required, ParameterOrigin::DeploymentFile) => {
+                    write!(f, ": add it under the deployment's `parameters:`, which are all its scheduled runs get")?
+                }
+                (ProblemKind::Unknown { suggestion: Some(suggestion) }, _) => {
+                    write!(f, ": did you mean `{suggestion}`?")?;
+                }
+                (ProblemKind::Unknown { suggestion: None }, _) => write!(f, " (check its spelling)")?,
+                (ProblemKind::Invalid, _) => {}
             }
         }
         Ok(())
@@ -47,8 +97,15 @@ impl ParameterError {
     fn single(flow: &str, parameter: &str, message: String) -> Self {
         ParameterError {
             flow: flow.to_owned(),
-            problems: vec![ParameterProblem { parameter: parameter.to_owned(), message }],
+            problems: vec![ParameterProblem::invalid(parameter, message)],
+            origin: ParameterOrigin::CommandLine,
         }
+    }
+
+    /// The same problems, with the fixes for parameters written in `origin`.
+    pub fn from(mut self, origin: ParameterOrigin) -> Self {
+        self.origin = origin;
+        self
     }
 }
 
@@ -119,9 +176,24 @@ impl ParameterSchema {
     /// naming its parameter.
     pub fn validate(&self, flow: &str, parameters: &Parameters) -> Result<(), ParameterError> {
         let instance = Value::Object(parameters.clone());
-        let problems: Vec<ParameterProblem> =
+        let known: Vec<&str> = match self.schema.get("properties") {
+            Some(Value::Object(properties)) => properties.keys().map(String::as_str).collect(),
+            _ => Vec::new(),
+        };
+        let mut problems: Vec<ParameterProblem> =
             self.validator.iter_errors(&instance).flat_map(|error| problems_of(&error)).collect();
-        if problems.is_empty() { Ok(()) } else { Err(ParameterError { flow: flow.to_owned(), problems }) }
+        for problem in &mut problems {
+            if let ProblemKind::Unknown { suggestion } = &mut problem.kind
+                && !problem.parameter.contains('.')
+            {
+                *suggestion = super::closest(&problem.parameter, known.iter().copied()).map(str::to_owned);
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ParameterError { flow: flow.to_owned(), problems, origin: ParameterOrigin::CommandLine })
+        }
     }
 }
 
@@ -137,18 +209,23 @@ fn problems_of(error: &jsonschema::ValidationError<'_>) -> Vec<ParameterProblem>
         .collect();
     let parameter = path.join(".");
     let got = error.instance();
-    let one = |parameter: String, message: String| vec![ParameterProblem { parameter, message }];
+    let one = |parameter: String, message: String| vec![ParameterProblem::invalid(parameter, message)];
     match error.kind() {
         Kind::Required { property } => {
             let name = property.as_str().map(str::to_owned).unwrap_or_else(|| property.to_string());
             let full = if parameter.is_empty() { name } else { format!("{parameter}.{name}") };
-            one(full, "is required but missing: pass it with `-p key=value` or in the parameters file".to_owned())
+            vec![ParameterProblem {
+                parameter: full,
+                message: "is required but missing".into(),
+                kind: ProblemKind::Required,
+            }]
         }
         Kind::AdditionalProperties { unexpected } => unexpected
             .iter()
             .map(|name| ParameterProblem {
                 parameter: if parameter.is_empty() { name.clone() } else { format!("{parameter}.{name}") },
-                message: "is not a parameter of this flow (check its spelling)".to_owned(),
+                message: "is not a parameter of this flow".to_owned(),
+                kind: ProblemKind::Unknown { suggestion: None },
             })
             .collect(),
         Kind::Type { kind } => {
@@ -219,7 +296,16 @@ mod tests {
 
         let error = s.validate("etl", &params(json!({"name": "x", "nmae": 1, "n": 300}))).expect_err("invalid");
         let text = error.to_string();
-        assert!(text.contains("parameter `nmae` is not a parameter of this flow"), "{text}");
+        assert!(text.contains("parameter `nmae` is not a parameter of this flow: did you mean `name`?"), "{text}");
+        let error = s.validate("etl", &params(json!({"name": "x", "zzz": 1}))).expect_err("invalid");
+        assert!(error.to_string().contains("parameter `zzz` is not a parameter of this flow (check its spelling)"));
+
+        let error = s.validate("etl", &params(json!({}))).expect_err("invalid");
+        assert!(error.to_string().contains("`name` is required but missing: pass it with `-p name=VALUE`"));
+        let error = error.from(ParameterOrigin::DeploymentFile);
+        assert!(
+            error.to_string().contains("`name` is required but missing: add it under the deployment's `parameters:`")
+        );
         assert!(text.contains("parameter `n` must be at most 255, got 300"), "{text}");
         assert!(s.validate("etl", &params(json!({"name": "x", "n": 3}))).is_ok());
     }

@@ -66,10 +66,11 @@ impl FlowRunRequest {
             other => {
                 return Err(ParameterError {
                     flow: flow.name().to_owned(),
-                    problems: vec![crate::model::ParameterProblem {
-                        parameter: String::new(),
-                        message: format!("must be a JSON object, got {other}"),
-                    }],
+                    problems: vec![crate::model::ParameterProblem::invalid(
+                        "",
+                        format!("must be a JSON object, got {other}"),
+                    )],
+                    origin: crate::model::ParameterOrigin::CommandLine,
                 });
             }
         };

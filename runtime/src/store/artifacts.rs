@@ -7,6 +7,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError};
+use crate::engine::{ComponentError, ComponentInfo};
 use crate::model::Digest;
 
 /// What `push_artifact` did.
@@ -26,6 +27,10 @@ pub enum ArtifactError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The component is not one that can be used here (not a component,
+    /// not a flow, not a task): refused before it was stored or compiled.
+    #[error(transparent)]
+    Refused(#[from] ComponentError),
     /// No component with that digest.
     #[error("component {digest} is not in store `{store}`: push it first with `weft push FILE.wasm --store {store}`")]
     Missing {
@@ -176,13 +181,35 @@ pub enum ComponentSource {
     Name(String),
 }
 
+/// What a component must be to be taken from a [`ComponentSource`]:
+/// [`inspect_flow`](crate::engine::inspect_flow),
+/// [`inspect_task`](crate::engine::inspect_task) or
+/// [`inspect`](crate::engine::inspect).
+pub type Check = fn(&[u8], &str) -> Result<ComponentInfo, ComponentError>;
+
 impl ComponentSource {
+    /// The reference as the user wrote it, for errors.
+    pub fn label(&self) -> String {
+        match self {
+            ComponentSource::File(path) => path.display().to_string(),
+            ComponentSource::Digest(digest) => digest.to_string(),
+            ComponentSource::Url { store, digest } => format!("{store}/artifacts/sha256/{}.wasm", digest.hex()),
+            ComponentSource::Name(name) => name.clone(),
+        }
+    }
+
     /// Reads a reference: an existing file, `sha256:<hex>`, an artifact URL,
     /// or a pushed name. The error says which forms are accepted.
     pub fn parse(text: &str) -> Result<Self, String> {
         let path = std::path::Path::new(text);
         if path.is_file() {
             return Ok(ComponentSource::File(path.to_path_buf()));
+        }
+        if path.is_dir() {
+            return Err(format!(
+                "`{text}` is a directory, not a component file: give the `.wasm` file built from it \
+                 (for a Rust crate, target/wasm32-wasip2/release/NAME.wasm)"
+            ));
         }
         if text.starts_with("sha256:") {
             return text.parse().map(ComponentSource::Digest);
@@ -209,13 +236,21 @@ impl ComponentSource {
 }
 
 impl Store {
-    /// The bytes and digest of a component: a local file is pushed to this
-    /// store first; anything else is downloaded and verified.
+    /// The bytes and digest of a component, which `check` (such as
+    /// [`inspect_flow`](crate::engine::inspect_flow)) accepts: a local file
+    /// is checked and then pushed to this store; anything else is
+    /// downloaded, verified and checked. Nothing `check` refuses is stored.
     pub async fn component(
         &self,
         source: &ComponentSource,
         options: &[(String, String)],
+        check: Check,
     ) -> Result<(Vec<u8>, Digest), ArtifactError> {
+        let label = source.label();
+        let checked = |bytes: Vec<u8>, digest: Digest| match check(&bytes, &label) {
+            Ok(_) => Ok((bytes, digest)),
+            Err(e) => Err(ArtifactError::Refused(e)),
+        };
         match source {
             ComponentSource::File(path) => {
                 let bytes = std::fs::read(path).map_err(|e| StoreError::Request {
@@ -223,23 +258,25 @@ impl Store {
                     action: "reading the component file".into(),
                     detail: e.to_string(),
                 })?;
+                check(&bytes, &label)?;
                 let pushed = self.push_artifact(&bytes, None).await?;
                 Ok((bytes, pushed.digest))
             }
-            ComponentSource::Digest(digest) => Ok((self.fetch_artifact(digest).await?, digest.clone())),
+            ComponentSource::Digest(digest) => checked(self.fetch_artifact(digest).await?, digest.clone()),
             ComponentSource::Url { store, digest } if store == self.url() => {
-                Ok((self.fetch_artifact(digest).await?, digest.clone()))
+                checked(self.fetch_artifact(digest).await?, digest.clone())
             }
             ComponentSource::Url { store, digest } => {
                 let other = Store::open(store, options)?;
                 let bytes = other.fetch_artifact(digest).await?;
+                check(&bytes, &label)?;
                 // The run's records live in this store; so does its component.
                 self.push_artifact(&bytes, None).await?;
                 Ok((bytes, digest.clone()))
             }
             ComponentSource::Name(name) => {
                 let digest = self.artifact_by_name(name).await?;
-                Ok((self.fetch_artifact(&digest).await?, digest))
+                checked(self.fetch_artifact(&digest).await?, digest)
             }
         }
     }

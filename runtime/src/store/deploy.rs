@@ -5,10 +5,10 @@ use std::time::SystemTime;
 
 use super::{ArtifactError, ComponentSource, Store, StoreError};
 use crate::agent::kubernetes::{JobRun, JobTemplate};
-use crate::engine::{inspect, inspect_task};
+use crate::engine::{inspect_flow, inspect_task};
 use crate::model::{
-    Deployment, DeploymentSpec, FlowRun, Infrastructure, ParameterError, ParameterSchema, Parameters, State,
-    StateRecord, TaskComponentRef,
+    Deployment, DeploymentSpec, FlowRun, Infrastructure, ParameterError, ParameterOrigin, ParameterSchema, Parameters,
+    State, StateRecord, TaskComponentRef,
 };
 
 /// Why a deployment could not be applied.
@@ -81,39 +81,35 @@ impl Store {
             )));
         }
         let source = component(&spec.flow).map_err(&invalid)?;
-        let (bytes, flow) = self.component(&source, options).await.map_err(|source| DeployError::Component {
-            deployment: name.clone(),
-            file: file.to_owned(),
-            line,
-            source,
+        let (bytes, flow) = self.component(&source, options, inspect_flow).await.map_err(|e| match e {
+            ArtifactError::Refused(e) => invalid(e.to_string()),
+            source => DeployError::Component { deployment: name.clone(), file: file.to_owned(), line, source },
         })?;
-        let info = inspect(&bytes, &spec.flow).map_err(|e| invalid(e.to_string()))?;
+        let info = inspect_flow(&bytes, &spec.flow).map_err(|e| invalid(e.to_string()))?;
         let flow_name = info.flow_name.clone().unwrap_or_else(|| name.clone());
         if let Some(schema) = &info.parameters_schema {
             let schema = ParameterSchema::new(schema.clone()).map_err(&invalid)?;
             let scheduled = spec.schedule.iter().any(|s| s.active);
-            if let Err(mut error) = schema.validate(&name, &spec.parameters) {
+            if let Err(mut error) = schema.validate(&flow_name, &spec.parameters) {
                 // Defaults may leave required parameters to each run, unless
                 // a schedule makes runs with the defaults alone.
                 if !scheduled {
                     error.problems.retain(|p| !p.message.starts_with("is required"));
                 }
                 if !error.problems.is_empty() {
-                    return Err(invalid(describe(&error)));
+                    return Err(invalid(describe(&error.from(ParameterOrigin::DeploymentFile))));
                 }
             }
         }
         let mut tasks = std::collections::BTreeMap::new();
         for (task, spec_task) in &spec.tasks {
             let source = component(&spec_task.component).map_err(|e| invalid(format!("task `{task}`: {e}")))?;
-            let (bytes, digest) = self.component(&source, options).await.map_err(|source| DeployError::Component {
-                deployment: name.clone(),
-                file: file.to_owned(),
-                line,
-                source,
+            // A flow registered as a task would fail every call: it is
+            // refused now, before it is stored.
+            let (_, digest) = self.component(&source, options, inspect_task).await.map_err(|e| match e {
+                ArtifactError::Refused(e) => invalid(format!("task `{task}`: {e}")),
+                source => DeployError::Component { deployment: name.clone(), file: file.to_owned(), line, source },
             })?;
-            // A flow registered as a task would fail every call: say so now.
-            inspect_task(&bytes, &spec_task.component).map_err(|e| invalid(format!("task `{task}`: {e}")))?;
             tasks.insert(task.clone(), TaskComponentRef { component: digest, policy: spec_task.policy.clone() });
         }
         let job_template = match &spec.infrastructure {
@@ -182,11 +178,12 @@ impl Store {
         if let Some(schema) = &deployment.parameters_schema {
             let schema = ParameterSchema::new(schema.clone()).map_err(|reason| {
                 ScheduleError::Parameters(ParameterError {
-                    flow: deployment.name.clone(),
-                    problems: vec![crate::model::ParameterProblem { parameter: String::new(), message: reason }],
+                    flow: deployment.flow_name.clone(),
+                    problems: vec![crate::model::ParameterProblem::invalid("", reason)],
+                    origin: ParameterOrigin::CommandLine,
                 })
             })?;
-            schema.validate(&deployment.name, &merged).map_err(ScheduleError::Parameters)?;
+            schema.validate(&deployment.flow_name, &merged).map_err(ScheduleError::Parameters)?;
         }
         let run = FlowRun {
             id: id.unwrap_or_else(crate::model::new_id),

@@ -35,7 +35,7 @@ use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
-pub use artifacts::{ArtifactError, ComponentSource, Pushed, split_artifact_url};
+pub use artifacts::{ArtifactError, Check, ComponentSource, Pushed, split_artifact_url};
 pub use compiled::{CODE_KEY_ENV, CodeKey};
 pub use deploy::{DeployError, ScheduleError};
 pub use queue::{Heartbeat, Queued};
@@ -87,7 +87,24 @@ pub enum StoreError {
         /// Which credentials to check.
         hint: &'static str,
     },
-    /// Anything else: unreachable, timed out after retries, a server error.
+    /// No connection could be made to the store's server, after retries.
+    #[error(
+        "store `{url}` is unreachable: {action} could not connect to {endpoint} ({detail}). {hint}; \
+         `--store-option retry_timeout=5s` gives up sooner"
+    )]
+    Unreachable {
+        /// The store URL.
+        url: String,
+        /// What weft was doing.
+        action: String,
+        /// The server weft tried, as found in the error.
+        endpoint: String,
+        /// The last error, and the retries made.
+        detail: String,
+        /// Which settings to check.
+        hint: &'static str,
+    },
+    /// Anything else: timed out after retries, a server error.
     #[error("store `{url}`: {action} failed: {detail}")]
     Request {
         /// The store URL.
@@ -196,6 +213,26 @@ impl Store {
             .any(|needle| detail.contains(needle)) =>
             {
                 StoreError::Denied { url, action, detail, hint }
+            }
+            _ if [
+                "error sending request",
+                "Connection refused",
+                "connection refused",
+                "dns error",
+                "failed to lookup address",
+                "error trying to connect",
+                "tcp connect error",
+            ]
+            .iter()
+            .any(|needle| detail.contains(needle)) =>
+            {
+                StoreError::Unreachable {
+                    url,
+                    action,
+                    endpoint: endpoint_in(&detail).unwrap_or_else(|| "its server".into()),
+                    detail: unreachable_detail(&detail),
+                    hint: self.location.endpoint_hint(),
+                }
             }
             _ => StoreError::Request { url, action, detail },
         }
@@ -315,3 +352,45 @@ impl Store {
 /// How long weft keeps retrying a store request that fails transiently, by
 /// default; `--store-option retry_timeout=30s` changes it.
 pub const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The `scheme://host:port` of the first URL in an error's text.
+fn endpoint_in(detail: &str) -> Option<String> {
+    let start = detail.find("http://").or_else(|| detail.find("https://"))?;
+    let url = &detail[start..];
+    let host_start = url.find("://")? + 3;
+    let end = url[host_start..].find(['/', ' ', '?']).map_or(url.len(), |i| host_start + i);
+    Some(url[..end].to_owned())
+}
+
+/// The cause and the retries of an unreachable store's error, without the
+/// request line: `HTTP error: error sending request; 10 retries over 3.8s`.
+fn unreachable_detail(detail: &str) -> String {
+    let cause = detail.rsplit(" - ").next().unwrap_or(detail).trim();
+    let retries = detail.split(", ").find(|part| part.starts_with("after ") && part.ends_with(" retries"));
+    let took = detail
+        .split(" in ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|t| t.strip_suffix('s'))
+        .and_then(|t| t.parse::<f64>().ok())
+        .map(|seconds| format!("{seconds:.1}s"));
+    match (retries, took) {
+        (Some(retries), Some(took)) => format!("{cause}; gave up {retries} over {took}"),
+        _ => cause.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod unreachable_tests {
+    #[test]
+    fn an_unreachable_store_names_its_endpoint_and_the_retries() {
+        let detail = "Generic S3 error: Error performing list request: Error performing GET \
+                      http://127.0.0.1:1/bucket?delimiter=%2F in 3.762545561s, after 10 retries, max_retries: 10, \
+                      retry_timeout: 30s  - HTTP error: error sending request";
+        assert_eq!(super::endpoint_in(detail).as_deref(), Some("http://127.0.0.1:1"));
+        assert_eq!(
+            super::unreachable_detail(detail),
+            "HTTP error: error sending request; gave up after 10 retries over 3.8s"
+        );
+    }
+}

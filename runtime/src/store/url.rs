@@ -62,6 +62,16 @@ impl StoreLocation {
             return Err(bad("a file URL needs an absolute path: file:///var/lib/weft".into()));
         }
         let parsed = Url::parse(url).map_err(|e| bad(format!("it does not parse ({e})")))?;
+        let container = match parsed.scheme() {
+            "s3" | "s3a" | "gs" => Some("bucket"),
+            "az" | "abfs" | "abfss" | "azure" => Some("container"),
+            _ => None,
+        };
+        if let Some(container) = container
+            && parsed.host_str().is_none_or(str::is_empty)
+        {
+            return Err(bad(format!("it names no {container}")));
+        }
         let (scheme, prefix) = ObjectStoreScheme::parse(&parsed).map_err(|_| match parsed.scheme() {
             "file" => bad("a file URL needs an absolute path and no host: file:///var/lib/weft".into()),
             other => bad(format!("the scheme `{other}` is not one weft knows")),
@@ -99,6 +109,25 @@ impl StoreLocation {
                 "check AZURE_STORAGE_ACCOUNT_NAME with AZURE_STORAGE_ACCOUNT_KEY or AZURE_STORAGE_SAS_KEY (or workload identity)"
             }
             _ => "check the directory's permissions",
+        }
+    }
+
+    /// Which settings decide where the store's server is.
+    pub(super) fn endpoint_hint(&self) -> &'static str {
+        match self.scheme {
+            ObjectStoreScheme::AmazonS3 => {
+                "Check the store option `endpoint` (or AWS_ENDPOINT_URL) for S3-compatible servers, AWS_REGION for \
+                 AWS, and that the server is up and reachable from here"
+            }
+            ObjectStoreScheme::GoogleCloudStorage => {
+                "Check the store option `base_url` (or GOOGLE_BASE_URL) for a GCS emulator, and that the server is \
+                 up and reachable from here"
+            }
+            ObjectStoreScheme::MicrosoftAzure => {
+                "Check the store options `endpoint` (AZURE_STORAGE_ENDPOINT) or `use_emulator`, and that the server \
+                 is up and reachable from here"
+            }
+            _ => "Check that the store's server is up and reachable from here",
         }
     }
 
@@ -206,6 +235,11 @@ mod tests {
         let error = StoreLocation::parse("ftp://host/x").expect_err("unknown scheme").to_string();
         assert!(error.contains("the scheme `ftp` is not one weft knows"), "{error}");
         assert!(error.contains("s3://bucket/prefix"), "says what to write: {error}");
+        for (url, missing) in [("s3://", "bucket"), ("gs://", "bucket"), ("az://", "container"), ("s3:///p", "bucket")]
+        {
+            let error = StoreLocation::parse(url).expect_err("no bucket").to_string();
+            assert!(error.contains(&format!("it names no {missing}")), "{error}");
+        }
         let error = StoreLocation::parse("not a url").expect_err("unparsable").to_string();
         assert!(error.starts_with("store URL `not a url` is not usable: it does not parse"), "{error}");
     }

@@ -1,0 +1,69 @@
+//! Durations and memory sizes as people write them, read the same way on
+//! the command line and in deployment files.
+
+use std::time::Duration;
+
+/// The least memory a guest can be given: one WebAssembly page.
+pub const MIN_MEMORY: u64 = 64 << 10;
+/// The most memory a guest can be given: all that a 32-bit WebAssembly
+/// memory can address.
+pub const MAX_MEMORY: u64 = 4 << 30;
+
+/// Reads `30s`, `5m`, `1h 30m`. A bare number is refused: its unit would be
+/// a guess.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text.parse::<f64>().is_ok() {
+        return Err(format!("`{text}` has no unit: write {text}s, {text}m or {text}h"));
+    }
+    humantime::parse_duration(text)
+        .map_err(|_| format!("invalid duration `{text}`: write a duration such as 30s, 5m or 1h"))
+}
+
+/// Reads a memory limit, `512MiB` or `1GiB` (a bare number is bytes), and
+/// checks it is one a guest can have.
+pub fn parse_memory(text: &str) -> Result<u64, String> {
+    let bytes = text
+        .trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|size| size.as_u64())
+        .map_err(|_| format!("invalid size `{text}`: write a size such as 256MiB or 1GiB"))?;
+    check_memory(bytes)
+}
+
+/// `bytes` if a guest's memory can be capped there; otherwise the valid range.
+pub fn check_memory(bytes: u64) -> Result<u64, String> {
+    if (MIN_MEMORY..=MAX_MEMORY).contains(&bytes) {
+        Ok(bytes)
+    } else {
+        Err(format!(
+            "a memory limit of {} is impossible: a guest's memory is from 64KiB (one WebAssembly page) to 4GiB \
+             (all a 32-bit WebAssembly memory can address); write a size such as 256MiB or 1GiB",
+            bytesize::ByteSize::b(bytes).display().iec()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_number_is_not_a_duration() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("5").unwrap_err(), "`5` has no unit: write 5s, 5m or 5h");
+        assert!(parse_duration("soon").unwrap_err().contains("write a duration such as 30s"));
+    }
+
+    #[test]
+    fn memory_limits_are_what_wasm32_can_have() {
+        assert_eq!(parse_memory("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_memory("4GiB"), Ok(4 << 30));
+        for impossible in ["0", "1KiB", "1TiB", "4.1GiB"] {
+            let e = parse_memory(impossible).unwrap_err();
+            assert!(e.contains("from 64KiB (one WebAssembly page) to 4GiB"), "{impossible}: {e}");
+        }
+        assert!(parse_memory("lots").unwrap_err().contains("invalid size `lots`"));
+    }
+}
