@@ -84,7 +84,7 @@ async fn failing_runs_side_by_side_do_not_disturb_each_other() {
     // Each run has limits of its own; the allocating one gets time enough to
     // reach its cap on a busy machine.
     let deadline = Limits { timeout: Duration::from_secs(1), ..Limits::default() };
-    let memory = Limits { timeout: Duration::from_secs(120), memory: 64 << 20, fuel: None };
+    let memory = Limits { timeout: Duration::from_secs(120), memory: 64 << 20, ..Limits::default() };
     let (a, b, c, d) = tokio::join!(
         failure(LOOPS, deadline),
         failure(ALLOCATES, memory),

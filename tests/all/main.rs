@@ -20,6 +20,7 @@ mod guests;
 mod http;
 mod javascript;
 mod kubernetes;
+mod output_limits;
 mod parameters;
 mod python;
 mod sandbox;

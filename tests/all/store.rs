@@ -484,7 +484,8 @@ mod failures {
             let output = weft().args(&args).args(backend.args()).output().expect("weft");
             assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
             let err = stderr(&output);
-            assert!(err.starts_with(&format!("error: store `{}`: ", backend.url)), "{err}");
+            assert!(err.starts_with(&format!("error: store `{}` is unreachable: ", backend.url)), "{err}");
+            assert!(err.contains(&format!("could not connect to {}", link.endpoint)), "{err}");
             assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
             assert!(!err.contains("Beginning flow run"), "nothing ran: {err}");
         }

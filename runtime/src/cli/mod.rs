@@ -6,6 +6,7 @@ mod component;
 mod deploy;
 mod deployment;
 mod job_template;
+mod limits;
 mod logs;
 mod params;
 mod push;

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use clap::Args;
 
+use super::limits::OutputLimitArgs;
 use super::params::ParamArgs;
 use super::store_args::StoreArgs;
 use super::terminal::LogArgs;
@@ -68,6 +69,9 @@ pub struct RunArgs {
     task_concurrency: Option<u32>,
 
     #[command(flatten)]
+    output_limits: OutputLimitArgs,
+
+    #[command(flatten)]
     logs: LogArgs,
 
     #[command(flatten)]
@@ -123,9 +127,10 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
         );
     }
 
-    let sandbox =
+    let mut sandbox =
         Sandbox { hosts: args.hosts.clone(), timeout: args.timeout, memory: args.memory, ..Sandbox::default() };
-    let (_, grants, notes) = resolve_sandbox(&sandbox).await;
+    args.output_limits.set(&mut sandbox);
+    let (limits, grants, notes) = resolve_sandbox(&sandbox).await;
     let run = FlowRun {
         id: request.flow_run_id.clone(),
         flow_name: flow.name().to_owned(),
@@ -140,7 +145,7 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
         task_concurrency: args.task_concurrency,
     };
     store.create_run(&run).await?;
-    request.limits = Limits { timeout: args.timeout, memory: args.memory, fuel: args.fuel };
+    request.limits = Limits { fuel: args.fuel, ..limits };
     request.grants = grants;
     request.notes = notes;
     request.tasks = Arc::new(components);

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::limits::OutputLimitArgs;
 use super::store_args::StoreArgs;
 use super::terminal::{LogFormat, TerminalLogs};
 use super::{CommandError, EXIT_FAILED, EXIT_UNRECORDED};
@@ -37,6 +38,9 @@ pub struct RunnerArgs {
     /// How often the runner writes a heartbeat and checks for cancellation.
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = crate::model::parse_duration)]
     heartbeat_interval: Duration,
+    /// The operator's ceilings: a deployment may ask for less, never more.
+    #[command(flatten)]
+    output_limits: OutputLimitArgs,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -91,7 +95,8 @@ pub(super) async fn runner(args: RunnerArgs) -> Result<ExitCode, CommandError> {
         Ok(flow) => flow,
         Err(e) => return crash(&store, &id, e.to_string()).await,
     };
-    let (limits, grants, notes) = resolve_sandbox(&run.sandbox).await;
+    let (mut limits, grants, notes) = resolve_sandbox(&run.sandbox).await;
+    args.output_limits.cap(&mut limits);
     let mut request = match FlowRunRequest::for_run(&flow, &run, limits) {
         Ok(request) => request,
         Err(e) => return crash(&store, &id, e.to_string()).await,

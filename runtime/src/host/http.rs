@@ -108,7 +108,7 @@ mod tests {
         HttpPolicy {
             hosts: hosts.iter().map(|h| h.to_string()).collect(),
             addresses: addresses.iter().map(|a| a.parse().expect("address")).collect(),
-            log: Arc::new(RunLog::new(Arc::new(DiscardLogs), "run".into())),
+            log: Arc::new(RunLog::new(Arc::new(DiscardLogs), "run".into(), u64::MAX)),
         }
     }
 

@@ -9,9 +9,6 @@ use super::RunState;
 use super::bindings::weft::flow::log::{Field, Host, Level as WitLevel};
 use crate::model::{Level, LogLine, LogSource, RunSink, TaskRun};
 
-/// Longest line kept from stdout/stderr without a newline; longer output is
-/// split into lines of this size.
-const MAX_LINE: usize = 16 * 1024;
 /// How many stderr lines are kept to explain a crash (a panic message).
 const STDERR_TAIL: usize = 32;
 
@@ -20,6 +17,8 @@ const STDERR_TAIL: usize = 32;
 pub(crate) struct RunLog {
     sink: Arc<dyn RunSink>,
     flow_run_id: String,
+    /// The longest line kept; stdout and stderr never buffer more.
+    max_line: usize,
     state: Mutex<LogState>,
 }
 
@@ -27,14 +26,25 @@ pub(crate) struct RunLog {
 struct LogState {
     /// The innermost open task run: (id, name).
     task: Option<(String, String)>,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
+    stdout: Output,
+    stderr: Output,
     stderr_tail: VecDeque<String>,
 }
 
+/// What is pending of stdout or stderr: the start of a line, or, once a
+/// line passed the limit and was emitted cut, how much of it is skipped.
+#[derive(Default)]
+struct Output {
+    pending: Vec<u8>,
+    skipping: bool,
+}
+
 impl RunLog {
-    pub(crate) fn new(sink: Arc<dyn RunSink>, flow_run_id: String) -> Self {
-        RunLog { sink, flow_run_id, state: Mutex::default() }
+    /// The log of a run whose lines go to `sink`, each at most `max_line`
+    /// bytes as the guest writes them (the sink may cut further).
+    pub(crate) fn new(sink: Arc<dyn RunSink>, flow_run_id: String, max_line: u64) -> Self {
+        let max_line = usize::try_from(max_line).unwrap_or(usize::MAX).max(1);
+        RunLog { sink, flow_run_id, max_line, state: Mutex::default() }
     }
 
     fn lock(&self) -> MutexGuard<'_, LogState> {
@@ -80,20 +90,41 @@ impl RunLog {
     }
 
     /// Takes bytes the guest wrote to stdout or stderr; each complete line
-    /// becomes a log line.
+    /// becomes a log line. A line longer than the limit is emitted cut, as
+    /// soon as it is that long, and the rest of it is skipped: nothing more
+    /// than one line's worth is ever held.
     pub(crate) fn write_output(&self, source: LogSource, bytes: &[u8]) {
         let mut lines = Vec::new();
         let task = {
             let mut state = self.lock();
             let state = &mut *state;
-            let buffer = if source == LogSource::Stderr { &mut state.stderr } else { &mut state.stdout };
-            buffer.extend_from_slice(bytes);
-            while let Some(end) =
-                buffer.iter().position(|&b| b == b'\n').or((buffer.len() >= MAX_LINE).then_some(MAX_LINE))
-            {
-                let rest = buffer.split_off((end + 1).min(buffer.len()));
-                let line = std::mem::replace(buffer, rest);
-                lines.push(String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']).to_owned());
+            let output = if source == LogSource::Stderr { &mut state.stderr } else { &mut state.stdout };
+            let mut bytes = bytes;
+            while !bytes.is_empty() {
+                let newline = bytes.iter().position(|&b| b == b'\n');
+                let (chunk, rest) = match newline {
+                    Some(end) => (&bytes[..end], &bytes[end + 1..]),
+                    None => (bytes, &[][..]),
+                };
+                if !output.skipping {
+                    let room = self.max_line.saturating_sub(output.pending.len());
+                    output.pending.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    if chunk.len() > room {
+                        let mut line = String::from_utf8_lossy(&output.pending).into_owned();
+                        line.push_str(CUT_MARK);
+                        lines.push(line);
+                        output.pending.clear();
+                        output.skipping = true;
+                    }
+                }
+                if newline.is_some() {
+                    if !output.skipping {
+                        let line = std::mem::take(&mut output.pending);
+                        lines.push(String::from_utf8_lossy(&line).trim_end_matches('\r').to_owned());
+                    }
+                    output.skipping = false;
+                }
+                bytes = rest;
             }
             if source == LogSource::Stderr {
                 for line in &lines {
@@ -116,8 +147,9 @@ impl RunLog {
         for source in [LogSource::Stdout, LogSource::Stderr] {
             let pending = {
                 let mut state = self.lock();
-                let buffer = if source == LogSource::Stderr { &mut state.stderr } else { &mut state.stdout };
-                std::mem::take(buffer)
+                let output = if source == LogSource::Stderr { &mut state.stderr } else { &mut state.stdout };
+                output.skipping = false;
+                std::mem::take(&mut output.pending)
             };
             if !pending.is_empty() {
                 let mut line = pending;
@@ -142,6 +174,108 @@ impl RunLog {
             .take_while(|l| !l.starts_with("note: run with `RUST_BACKTRACE"))
             .collect();
         Some(if message.is_empty() { location.to_owned() } else { format!("{location}: {}", message.join("\n")) })
+    }
+}
+
+/// Appended to a line that was cut at the line limit.
+pub(crate) const CUT_MARK: &str = " … [cut: longer than the log line limit]";
+
+/// `text` cut to at most `max` bytes (on a character boundary) and marked,
+/// if it is longer.
+pub(crate) fn cut(text: &mut String, max: u64, mark: &str) {
+    let max = usize::try_from(max).unwrap_or(usize::MAX);
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str(mark);
+    }
+}
+
+/// The caps an operator puts on a run's log, in front of its sinks: each
+/// line and field, and each task run's error, cut at the line limit; once
+/// the run's lines add up to the volume limit, later lines dropped and
+/// counted. Lines weft writes about the run itself are never dropped.
+pub(crate) struct LogCap {
+    inner: Arc<dyn RunSink>,
+    line: u64,
+    volume: u64,
+    counts: Mutex<CapCounts>,
+}
+
+#[derive(Default)]
+struct CapCounts {
+    written: u64,
+    dropped_lines: u64,
+    dropped_bytes: u64,
+}
+
+impl LogCap {
+    pub(crate) fn new(inner: Arc<dyn RunSink>, limits: &crate::sandbox::Limits) -> Self {
+        LogCap { inner, line: limits.log_line, volume: limits.log_volume, counts: Mutex::default() }
+    }
+
+    /// The line that says how many lines were dropped, if any were.
+    pub(crate) fn dropped(&self) -> Option<String> {
+        let counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        (counts.dropped_lines > 0).then(|| {
+            format!(
+                "{} log lines ({}) were dropped: the run's log is capped at {} (`sandbox.max_log_volume` in the \
+                 deployment, `--max-log-volume` on `weft run` and the runner)",
+                counts.dropped_lines,
+                crate::sandbox::format_bytes(counts.dropped_bytes),
+                crate::sandbox::format_bytes(self.volume)
+            )
+        })
+    }
+}
+
+impl RunSink for LogCap {
+    fn log(&self, mut line: LogLine) {
+        cut(&mut line.message, self.line, CUT_MARK);
+        for (_, value) in &mut line.fields {
+            cut(value, self.line, CUT_MARK);
+        }
+        let size = (line.message.len() + line.fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()) as u64;
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let full = counts.written.saturating_add(size) > self.volume;
+        if full && line.source != LogSource::Weft {
+            let first = counts.dropped_lines == 0;
+            counts.dropped_lines += 1;
+            counts.dropped_bytes += size;
+            drop(counts);
+            if first {
+                self.inner.log(LogLine {
+                    level: Level::Warn,
+                    source: LogSource::Weft,
+                    message: format!(
+                        "the run's log reached its {} cap: later lines are dropped and counted",
+                        crate::sandbox::format_bytes(self.volume)
+                    ),
+                    fields: Vec::new(),
+                    ..line
+                });
+            }
+            return;
+        }
+        counts.written = counts.written.saturating_add(size);
+        drop(counts);
+        self.inner.log(line);
+    }
+
+    fn task_run(&self, task_run: &TaskRun) {
+        match &task_run.error {
+            Some(error) if error.len() as u64 > self.line => {
+                let mut task_run = task_run.clone();
+                if let Some(error) = &mut task_run.error {
+                    cut(error, self.line, CUT_MARK);
+                }
+                self.inner.task_run(&task_run);
+            }
+            _ => self.inner.task_run(task_run),
+        }
     }
 }
 
@@ -174,7 +308,7 @@ mod tests {
     #[test]
     fn output_becomes_lines_and_panics_are_found() {
         let lines = Arc::new(Lines::default());
-        let log = RunLog::new(lines.clone(), "run".into());
+        let log = RunLog::new(lines.clone(), "run".into(), 1024);
         log.write_output(LogSource::Stdout, b"one\ntw");
         log.write_output(LogSource::Stdout, b"o\nthree");
         log.write_output(LogSource::Stderr, b"\nthread '<unnamed>' panicked at src/lib.rs:12:5:\nboom\n");
@@ -195,5 +329,46 @@ mod tests {
             ]
         );
         assert_eq!(log.panic_message().as_deref(), Some("panicked at src/lib.rs:12:5: boom"));
+    }
+
+    fn messages(lines: &Lines) -> Vec<String> {
+        lines.0.lock().unwrap_or_else(PoisonError::into_inner).iter().map(|l| l.message.clone()).collect()
+    }
+
+    #[test]
+    fn long_output_lines_are_cut_once_and_the_rest_skipped() {
+        let lines = Arc::new(Lines::default());
+        let log = RunLog::new(lines.clone(), "run".into(), 8);
+        log.write_output(LogSource::Stdout, b"short\n0123456789");
+        // The rest of the long line, in pieces: nothing of it is kept.
+        for _ in 0..1000 {
+            log.write_output(LogSource::Stdout, &[b'x'; 1024]);
+        }
+        log.write_output(LogSource::Stdout, b"x\nafter\n");
+        assert_eq!(messages(&lines), ["short".to_owned(), format!("01234567{CUT_MARK}"), "after".to_owned()]);
+        assert!(log.lock().stdout.pending.is_empty(), "nothing of the long line is held");
+    }
+
+    #[test]
+    fn the_cap_cuts_lines_and_drops_what_passes_the_volume() {
+        let lines = Arc::new(Lines::default());
+        // Room for the cut first line and one more.
+        let volume = (10 + CUT_MARK.len() + "line 0".len()) as u64;
+        let limits = crate::sandbox::Limits { log_line: 10, log_volume: volume, ..Default::default() };
+        let cap = Arc::new(LogCap::new(lines.clone(), &limits));
+        let log = RunLog::new(cap.clone(), "run".into(), u64::MAX);
+        log.emit(Level::Info, LogSource::Flow, "é".repeat(100), Vec::new());
+        for i in 0..10 {
+            log.emit(Level::Info, LogSource::Flow, format!("line {i}"), Vec::new());
+        }
+        log.emit(Level::Info, LogSource::Weft, "Finished".into(), Vec::new());
+        let got = messages(&lines);
+        assert_eq!(got[0], format!("{}{CUT_MARK}", "é".repeat(5)), "cut on a character boundary");
+        assert_eq!(got[1], "line 0");
+        assert!(got[2].starts_with(&format!("the run's log reached its {volume} B cap")), "{got:?}");
+        assert_eq!(got[3], "Finished", "weft's own lines are kept");
+        assert_eq!(got.len(), 4);
+        let dropped = cap.dropped().expect("some were dropped");
+        assert!(dropped.starts_with("9 log lines (54 B) were dropped"), "{dropped}");
     }
 }

@@ -20,7 +20,7 @@ use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-pub(crate) use self::log::RunLog;
+pub(crate) use self::log::{CUT_MARK, LogCap, RunLog, cut};
 pub(crate) use self::task_components::{Inherited, TaskEnv};
 pub(crate) use self::tasks::TaskRuns;
 use crate::engine::MemoryLimiter;

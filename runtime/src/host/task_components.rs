@@ -167,7 +167,7 @@ impl TaskEnv {
         let limits = Limits {
             timeout: policy.timeout.unwrap_or(self.inherited.limits.timeout),
             memory: policy.memory.unwrap_or(self.inherited.limits.memory),
-            fuel: self.inherited.limits.fuel,
+            ..self.inherited.limits
         };
         loop {
             let outcome = {
@@ -222,7 +222,7 @@ impl TaskEnv {
     fn retrying(&self, run: &mut TaskRun, policy: &TaskPolicy, error: &WitError, delay: Duration) {
         run.error = Some(error.message.clone());
         self.sink.task_run(run);
-        let log = RunLog::new(self.sink.clone(), self.identity.flow_run_id.clone());
+        let log = RunLog::new(self.sink.clone(), self.identity.flow_run_id.clone(), self.inherited.limits.log_line);
         log.set_task(Some((run.id.clone(), run.name.clone())));
         log.emit(
             Level::Warn,
@@ -251,7 +251,7 @@ impl TaskEnv {
         limits: Limits,
     ) -> Result<String, Attempt> {
         let failed = |message: String| Attempt::Failed(WitError { message, retryable: false });
-        let log = Arc::new(RunLog::new(self.sink.clone(), self.identity.flow_run_id.clone()));
+        let log = Arc::new(RunLog::new(self.sink.clone(), self.identity.flow_run_id.clone(), limits.log_line));
         log.set_task(Some((run.id.clone(), run.name.clone())));
         let mut state =
             RunState::new(self.identity.clone(), log.clone(), &limits, &self.inherited.grants, Instant::now())

@@ -108,6 +108,30 @@ pub struct Sandbox {
     /// Hosts the guest may connect to, as `host:port`.
     #[serde(default, deserialize_with = "hosts")]
     pub hosts: Vec<String>,
+    /// The longest log line kept, in bytes (`16KiB` in the file); longer
+    /// lines, and error messages, are cut and marked.
+    #[serde(default = "default_log_line", deserialize_with = "byte_limit")]
+    pub max_log_line: u64,
+    /// The most log a run keeps, in bytes (`100MiB`); later lines are
+    /// dropped and counted.
+    #[serde(default = "default_log_volume", deserialize_with = "byte_limit")]
+    pub max_log_volume: u64,
+    /// The largest result a run may return, in bytes (`16MiB`); a larger one
+    /// fails the run.
+    #[serde(default = "default_result", deserialize_with = "byte_limit")]
+    pub max_result: u64,
+}
+
+fn default_log_line() -> u64 {
+    crate::sandbox::DEFAULT_LOG_LINE
+}
+
+fn default_log_volume() -> u64 {
+    crate::sandbox::DEFAULT_LOG_VOLUME
+}
+
+fn default_result() -> u64 {
+    crate::sandbox::DEFAULT_RESULT
 }
 
 fn default_timeout() -> Duration {
@@ -126,6 +150,9 @@ impl Default for Sandbox {
             env: Vec::new(),
             dirs: Vec::new(),
             hosts: Vec::new(),
+            max_log_line: default_log_line(),
+            max_log_volume: default_log_volume(),
+            max_result: default_result(),
         }
     }
 }
@@ -358,6 +385,27 @@ pub(super) fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
             super::parse_memory(v).map_err(E::custom)
+        }
+    }
+    d.deserialize_any(Visitor)
+}
+
+/// A size in bytes, or text such as `16KiB`, at least 1 byte.
+fn byte_limit<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    struct Visitor;
+    impl de::Visitor<'_> for Visitor {
+        type Value = u64;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a size such as 16KiB or 100MiB")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+            super::parse_byte_limit(&v.to_string()).map_err(E::custom)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+            super::parse_byte_limit(&v.to_string()).map_err(E::custom)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
+            super::parse_byte_limit(v).map_err(E::custom)
         }
     }
     d.deserialize_any(Visitor)

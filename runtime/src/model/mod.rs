@@ -21,7 +21,7 @@ pub use parameters::{
 };
 pub use runs::{Digest, FlowRun, FlowRunOutcome, State, StateRecord, TaskRun};
 pub use tasks::{Backoff, CachePolicy, TaskComponentRef, TaskPolicy, TaskSpec};
-pub use units::{MAX_MEMORY, MIN_MEMORY, check_memory, parse_duration, parse_memory};
+pub use units::{MAX_MEMORY, MIN_MEMORY, check_memory, parse_byte_limit, parse_duration, parse_memory};
 
 /// A fresh id for a flow run or task run: a ULID, so ids sort by the time
 /// they were made.

@@ -31,6 +31,18 @@ pub fn parse_memory(text: &str) -> Result<u64, String> {
     check_memory(bytes)
 }
 
+/// Reads a limit on bytes written, `16KiB` or `100MiB` (a bare number is
+/// bytes); at least one byte.
+pub fn parse_byte_limit(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    match text.parse::<bytesize::ByteSize>() {
+        Ok(size) if size.as_u64() > 0 => Ok(size.as_u64()),
+        Ok(_) => Err(format!("`{text}` would keep nothing: write a size such as 16KiB or 100MiB")),
+        Err(_) if text.starts_with('-') => Err(format!("`{text}` is negative: write a size such as 16KiB or 100MiB")),
+        Err(_) => Err(format!("invalid size `{text}`: write a size such as 16KiB or 100MiB")),
+    }
+}
+
 /// `bytes` if a guest's memory can be capped there; otherwise the valid range.
 pub fn check_memory(bytes: u64) -> Result<u64, String> {
     if (MIN_MEMORY..=MAX_MEMORY).contains(&bytes) {

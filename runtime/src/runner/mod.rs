@@ -17,7 +17,9 @@ pub use recorded::{FLUSH_INTERVAL, RecordError, run_recorded, run_request_record
 pub use supervise::{HEARTBEAT_INTERVAL, OnSignal, Signal, Supervisor};
 
 use crate::engine::{Engine, FlowComponent, TaskComponents};
-use crate::host::{Inherited, RunIdentity, RunLog, RunState, TaskEnv, configure_store, trap_reason};
+use crate::host::{
+    CUT_MARK, Inherited, LogCap, RunIdentity, RunLog, RunState, TaskEnv, configure_store, cut, trap_reason,
+};
 use crate::model::{
     FlowRun, FlowRunOutcome, Level, LogSource, ParameterError, Parameters, ResultCache, RunSink, Sandbox, TaskRun,
     new_id,
@@ -142,7 +144,11 @@ pub async fn run_flow(
 ) -> FlowRunReport {
     let started_at = SystemTime::now();
     let started = Instant::now();
-    let log = Arc::new(RunLog::new(logs.clone(), request.flow_run_id.clone()));
+    // Every line of the run, the flow's and its task components', passes the
+    // operator's caps first.
+    let cap = Arc::new(LogCap::new(logs, &request.limits));
+    let logs: Arc<dyn RunSink> = cap.clone();
+    let log = Arc::new(RunLog::new(logs.clone(), request.flow_run_id.clone(), request.limits.log_line));
     let identity = RunIdentity {
         flow_run_id: request.flow_run_id.clone(),
         flow_name: flow.name().to_owned(),
@@ -200,12 +206,32 @@ pub async fn run_flow(
     let mut task_runs = tasks.finish(failure, &log);
     task_runs.extend(components.take_records());
     task_runs.sort_by(|a, b| a.started.cmp(&b.started).then_with(|| a.id.cmp(&b.id)));
+    // An error message is kept to the line limit, wherever it is shown.
+    let outcome = match outcome {
+        FlowRunOutcome::Failed { mut reason, retryable } => {
+            cut(&mut reason, request.limits.log_line, CUT_MARK);
+            FlowRunOutcome::Failed { reason, retryable }
+        }
+        FlowRunOutcome::Cancelled { mut reason } => {
+            cut(&mut reason, request.limits.log_line, CUT_MARK);
+            FlowRunOutcome::Cancelled { reason }
+        }
+        completed => completed,
+    };
+    for task_run in &mut task_runs {
+        if let Some(error) = &mut task_run.error {
+            cut(error, request.limits.log_line, CUT_MARK);
+        }
+    }
+    log.set_task(None);
+    if let Some(dropped) = cap.dropped() {
+        log.emit(Level::Warn, LogSource::Weft, dropped, Vec::new());
+    }
     let (level, message) = match &outcome {
         FlowRunOutcome::Completed { .. } => (Level::Info, "Finished in state Completed".to_owned()),
         FlowRunOutcome::Failed { reason, .. } => (Level::Error, format!("Finished in state Failed: {reason}")),
         FlowRunOutcome::Cancelled { reason } => (Level::Warn, format!("Finished in state Cancelled: {reason}")),
     };
-    log.set_task(None);
     log.emit(level, LogSource::Weft, message, Vec::new());
 
     FlowRunReport {
@@ -243,6 +269,16 @@ async fn execute(store: &mut Store<RunState>, flow: &FlowComponent, request: &Fl
         reason = stop => return FlowRunOutcome::Cancelled { reason },
     };
     match returned {
+        Ok(Ok(result)) if result.len() as u64 > request.limits.result => FlowRunOutcome::Failed {
+            reason: format!(
+                "its result is {}, over the {} limit on results: return less (write large data to a granted \
+                 directory or bucket and return where it is), or raise `sandbox.max_result` in the deployment \
+                 (`--max-result` on `weft run`)",
+                crate::sandbox::format_bytes(result.len() as u64),
+                crate::sandbox::format_bytes(request.limits.result)
+            ),
+            retryable: false,
+        },
         Ok(Ok(result)) => match serde_json::from_str(&result) {
             Ok(result) => FlowRunOutcome::Completed { result },
             Err(e) => {
@@ -336,7 +372,14 @@ pub fn default_task_concurrency() -> usize {
 /// environment variables take the values this process has, granted hosts
 /// are looked up. Problems are reported in the run's log by the caller.
 pub async fn resolve_sandbox(sandbox: &Sandbox) -> (Limits, Grants, Vec<String>) {
-    let limits = Limits { timeout: sandbox.timeout, memory: sandbox.memory, fuel: None };
+    let limits = Limits {
+        timeout: sandbox.timeout,
+        memory: sandbox.memory,
+        fuel: None,
+        log_line: sandbox.max_log_line,
+        log_volume: sandbox.max_log_volume,
+        result: sandbox.max_result,
+    };
     let mut warnings = Vec::new();
     let mut grants = Grants::default();
     for name in &sandbox.env {

@@ -23,11 +23,34 @@ pub struct Limits {
     /// Fuel (roughly, WebAssembly instructions); needs an engine built with
     /// `EngineConfig::fuel`.
     pub fuel: Option<u64>,
+    /// The longest log line kept, in bytes; longer lines are cut and marked.
+    /// Error messages are cut here too.
+    pub log_line: u64,
+    /// The most log a run keeps, in bytes; later lines are dropped and
+    /// counted.
+    pub log_volume: u64,
+    /// The largest result a run may return, in bytes; a larger one fails the
+    /// run.
+    pub result: u64,
 }
+
+/// Default of [`Limits::log_line`]: 16 KiB.
+pub const DEFAULT_LOG_LINE: u64 = 16 << 10;
+/// Default of [`Limits::log_volume`]: 100 MiB.
+pub const DEFAULT_LOG_VOLUME: u64 = 100 << 20;
+/// Default of [`Limits::result`]: 16 MiB.
+pub const DEFAULT_RESULT: u64 = 16 << 20;
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { timeout: Duration::from_secs(3600), memory: 256 << 20, fuel: None }
+        Limits {
+            timeout: Duration::from_secs(3600),
+            memory: 256 << 20,
+            fuel: None,
+            log_line: DEFAULT_LOG_LINE,
+            log_volume: DEFAULT_LOG_VOLUME,
+            result: DEFAULT_RESULT,
+        }
     }
 }
 
