@@ -64,8 +64,8 @@ mod tests {
     fn a_bare_number_is_not_a_duration() {
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("5").unwrap_err(), "`5` has no unit: write 5s, 5m or 5h");
-        assert!(parse_duration("soon").unwrap_err().contains("write a duration such as 30s"));
+        assert_eq!(parse_duration("5").expect_err("refused"), "`5` has no unit: write 5s, 5m or 5h");
+        assert!(parse_duration("soon").expect_err("refused").contains("write a duration such as 30s"));
     }
 
     #[test]
@@ -73,9 +73,9 @@ mod tests {
         assert_eq!(parse_memory("512MiB"), Ok(512 << 20));
         assert_eq!(parse_memory("4GiB"), Ok(4 << 30));
         for impossible in ["0", "1KiB", "1TiB", "4.1GiB"] {
-            let e = parse_memory(impossible).unwrap_err();
+            let e = parse_memory(impossible).expect_err("refused");
             assert!(e.contains("from 64KiB (one WebAssembly page) to 4GiB"), "{impossible}: {e}");
         }
-        assert!(parse_memory("lots").unwrap_err().contains("invalid size `lots`"));
+        assert!(parse_memory("lots").expect_err("refused").contains("invalid size `lots`"));
     }
 }
