@@ -640,3 +640,50 @@ fn agent_install_prints_least_privilege_manifests_and_deploy_matches_them() {
         weft().args(["agent", "install", "--namespace", "weft", "--store", "s3://b/w"]).output().expect("install");
     assert!(!stdout(&without).contains("kind: Role"), "the Role only with --rbac");
 }
+
+/// An agent for an S3-compatible store that is not AWS needs its endpoint:
+/// the options reach its Deployment (and through it every Job), the
+/// credentials never do.
+#[test]
+fn agent_install_carries_the_store_options_and_refuses_credentials() {
+    let install = |extra: &[&str]| {
+        weft()
+            .args(["agent", "install", "--namespace", "weft", "--store", "s3://flows/weft"])
+            .args(extra)
+            .output()
+            .expect("weft agent install")
+    };
+    let output = install(&[
+        "--store-option",
+        "endpoint=http://minio.storage:9000",
+        "--store-option",
+        "allow_http=true",
+        "--store-secret",
+        "minio",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let printed = stdout(&output);
+    let deployment = printed.split("---\n").find(|d| d.contains("kind: Deployment")).expect("a Deployment");
+    let deployment: Value = serde_saphyr::from_str(deployment).expect("yaml");
+    let env = &deployment["spec"]["template"]["spec"]["containers"][0]["env"];
+    let options = env.as_array().and_then(|e| e.iter().find(|v| v["name"] == "WEFT_STORE_OPTIONS")).expect("options");
+    let options: Value = serde_json::from_str(options["value"].as_str().expect("text")).expect("json");
+    assert_eq!(options, json!({"allow_http": "true", "endpoint": "http://minio.storage:9000"}));
+
+    let output = install(&["--store-option", "secret_access_key=hunter2"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("store option `secret_access_key` is a credential"), "{}", stderr(&output));
+    assert!(stderr(&output).contains("--store-secret NAME"), "{}", stderr(&output));
+    assert!(!stdout(&output).contains("hunter2"));
+
+    // A flag the command does not use is an error, not silently dropped.
+    for (args, flag) in [
+        (vec!["agent", "install", "--namespace", "w", "--store", "s3://b/w", "--kube-qps", "5"], "--kube-qps"),
+        (vec!["job-template", "--store", "s3://b/w"], "--store"),
+        (vec!["component", "inspect", "x.wasm", "--store-option", "a=b"], "--store-option"),
+    ] {
+        let output = weft().args(&args).output().expect("weft");
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&output).contains(&format!("unexpected argument '{flag}'")), "{args:?}: {}", stderr(&output));
+    }
+}

@@ -124,6 +124,12 @@ pub struct InstallArgs {
     /// The store URL the agent and its runs use.
     #[arg(long, value_name = "URL")]
     store: String,
+    /// A store option the agent and its runs need, as KEY=VALUE (endpoint,
+    /// region, allow_http, ...): put in the agent's Deployment, and passed
+    /// on to every run's Job. Credentials are refused here: they belong in
+    /// --store-secret. Repeatable.
+    #[arg(long = "store-option", value_name = "KEY=VALUE", value_parser = super::store_args::parse_option)]
+    store_options: Vec<(String, String)>,
     /// The weft image.
     #[arg(long, value_name = "IMAGE", default_value = "ghcr.io/weft-dev/weft:0.1.0")]
     image: String,
@@ -153,6 +159,7 @@ pub(super) async fn agent(args: AgentArgs) -> Result<ExitCode, CommandError> {
         let options = InstallOptions {
             namespace: install.namespace,
             store: install.store,
+            store_options: install.store_options,
             image: install.image,
             rbac: install.rbac,
             job_namespaces: install.job_namespaces,

@@ -10,16 +10,16 @@ use crate::store::{Store, default_store_url};
 pub struct StoreArgs {
     /// The store: s3://bucket/prefix, gs://bucket/prefix, az://container/prefix,
     /// file:///path. Default: $WEFT_STORE, else file://$WEFT_HOME (~/.weft).
-    #[arg(long, value_name = "URL", global = true)]
+    #[arg(long, value_name = "URL")]
     pub store: Option<String>,
 
     /// A store option, as KEY=VALUE: endpoint, region, allow_http, ... (see
     /// the README), and retry_timeout, max_retries. Repeatable.
-    #[arg(long = "store-option", value_name = "KEY=VALUE", global = true, value_parser = parse_option)]
+    #[arg(long = "store-option", value_name = "KEY=VALUE", value_parser = parse_option)]
     pub options: Vec<(String, String)>,
 }
 
-fn parse_option(text: &str) -> Result<(String, String), String> {
+pub(super) fn parse_option(text: &str) -> Result<(String, String), String> {
     text.split_once('=')
         .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
         .filter(|(k, _)| !k.is_empty())

@@ -18,6 +18,8 @@ pub struct InstallOptions {
     pub namespace: String,
     /// The store URL.
     pub store: String,
+    /// The store's options (an endpoint, a region), without credentials.
+    pub store_options: Vec<(String, String)>,
     /// The weft image.
     pub image: String,
     /// Include the Role and RoleBinding.
@@ -90,6 +92,19 @@ pub fn install_manifests(options: &InstallOptions) -> Result<String, String> {
         "--job-variable".into(),
         format!("image={}", options.image),
     ];
+    let mut env = vec![json!({"name": "WEFT_STORE", "value": options.store})];
+    if let Some((key, _)) = options.store_options.iter().find(|(key, _)| super::infra::is_credential(key)) {
+        return Err(format!(
+            "store option `{key}` is a credential, and manifests carry none: put it in a Secret (as the \
+             variable the store reads, such as AWS_SECRET_ACCESS_KEY) and pass `--store-secret NAME`"
+        ));
+    }
+    if !options.store_options.is_empty() {
+        let map: std::collections::BTreeMap<&str, &str> =
+            options.store_options.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let json = serde_json::to_string(&map).map_err(|e| format!("cannot write the store options: {e}"))?;
+        env.push(json!({"name": "WEFT_STORE_OPTIONS", "value": json}));
+    }
     let mut env_from = Vec::new();
     if let Some(secret) = &options.store_secret {
         args.extend(["--job-variable".into(), format!("store_secret={secret}")]);
@@ -114,7 +129,7 @@ pub fn install_manifests(options: &InstallOptions) -> Result<String, String> {
                         "image": options.image,
                         "command": ["weft"],
                         "args": args,
-                        "env": [{"name": "WEFT_STORE", "value": options.store}],
+                        "env": env,
                         "envFrom": env_from,
                         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
                         "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true},
