@@ -207,6 +207,12 @@ impl Cluster {
         let _ = Api::<ServiceAccount>::namespaced(self.client.clone(), &self.namespace).delete(name, &params).await;
     }
 
+    /// The test server, when the cluster is one: what a test can only see or
+    /// do there (its request log, an outage).
+    pub(crate) fn server(&self) -> Option<&TestApiServer> {
+        self._server.as_ref()
+    }
+
     /// A fresh store the pods can reach.
     pub(crate) fn store(&self) -> Backend {
         match self.target {

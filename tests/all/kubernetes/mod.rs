@@ -66,6 +66,48 @@ scenarios!(
     a_flow_missing_from_the_store_crashes_the_run_with_the_fix,
 );
 
+/// The API server goes away mid-run (every replica restarted, say) and
+/// comes back with its watch history compacted: the agent's watches, which
+/// resume from where they were, get 410 Gone and must list again at once.
+/// Only failures to connect back off, and briefly. Test server only: an
+/// outage of a real cluster cannot be caused from a test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_api_server_outage_expired_watches_list_again_at_once() {
+    let setup =
+        Setup::new(Target::TestServer, None, &yaml("ticks", SLOW, "{ticks: 20, interval_ms: 100}", "{}", "")).await;
+    let server = setup.cluster.server().expect("the test server");
+    let id = setup.started("ticks").await;
+    server.outage();
+    let store = setup.backend.open();
+    // The pod runs on and records its end in the store meanwhile.
+    wait_for("the run to complete", Duration::from_secs(60), async || {
+        state(&store, &id).await == Some(State::Completed)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    // Compacted: no watch can resume from before the outage.
+    server.set_watch_history(1);
+    server.clear_requests();
+    server.restore();
+    let restored = std::time::SystemTime::now();
+    wait_for("the agent to see the run end", Duration::from_secs(60), async || {
+        store.claimed("kube").await.expect("claims").is_empty()
+    })
+    .await;
+    let seen = restored.elapsed().expect("clock");
+    let lists: Vec<Duration> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/pods") && !r.query.as_deref().unwrap_or_default().contains("watch=true"))
+        .filter_map(|r| r.at.duration_since(restored).ok())
+        .collect();
+    let first = lists.first().copied().expect("the pods were listed again");
+    // Before, the agent waited out kube-rs's default backoff (up to 30 s)
+    // twice: once to reconnect, once more after the 410.
+    assert!(first < Duration::from_secs(6), "pods listed again {first:?} after the server came back");
+    assert!(seen < Duration::from_secs(12), "the run was seen ended {seen:?} after the server came back");
+}
+
 /// A cluster, a store, a deployment on it and an agent.
 struct Setup {
     // Dropped first: the agent stops before the cluster does.
@@ -97,6 +139,17 @@ impl Setup {
         let id = run_deployment(&self.backend, deployment, &[]);
         let (last, logs) = self.end_of(&id).await;
         (id, last, logs)
+    }
+
+    /// A pod whose container never ran has no log: the agent does not ask
+    /// for one (the API server's request log shows it; on a real cluster
+    /// its audit log would).
+    fn assert_no_log_requests(&self) {
+        if let Some(server) = self.cluster.server() {
+            let asked: Vec<String> =
+                server.requests().into_iter().map(|r| r.path).filter(|p| p.ends_with("/log")).collect();
+            assert!(asked.is_empty(), "the agent asked for the log of a pod that never ran: {asked:?}");
+        }
     }
 
     async fn end_of(&self, id: &str) -> (StateRecord, Vec<LogLine>) {
@@ -261,6 +314,7 @@ async fn an_image_that_cannot_be_pulled_crashes_the_run_after_the_pod_watch_time
         logs.iter().any(|l| l.level == weft::model::Level::Warn && l.message.contains(": Failed: ")),
         "the pull failure is a warning in the log: {events:?}"
     );
+    setup.assert_no_log_requests();
     setup.finish().await;
 }
 
@@ -300,6 +354,7 @@ async fn an_unschedulable_pod_crashes_the_run_with_the_scheduler_message(target:
     assert!(why.starts_with("the pod never started within 3s: 0/"), "{why}");
     assert!(why.contains("didn't match Pod's node affinity/selector"), "the scheduler's own words: {why}");
     assert!(events(&logs).iter().any(|m| m.contains(": FailedScheduling: ")), "{:?}", events(&logs));
+    setup.assert_no_log_requests();
     setup.finish().await;
 }
 

@@ -42,11 +42,19 @@ const MAX_BODY: usize = 3 * 1024 * 1024;
 pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
     loop {
         match listener.accept().await {
+            // During an outage a connection is closed unanswered.
+            Ok(_) if *shared.down.borrow() => {}
             Ok((stream, _)) => {
                 let for_connection = shared.clone();
+                let mut down = shared.down.subscribe();
                 shared.spawn(async move {
                     let service = service_fn(move |request| handle(for_connection.clone(), request));
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                    // An outage drops the connection, whatever it serves.
+                    tokio::select! {
+                        _ = connection => {}
+                        _ = down.wait_for(|down| *down) => {}
+                    }
                 });
             }
             // Out of descriptors, most likely: let others finish first.

@@ -29,7 +29,8 @@
 //!   409, 422, 403 and 410 as `Status` objects worded as the real server
 //!   words them; label selectors (`=`, `!=`, `in`, `notin`, exists, `!`);
 //!   watches with history, bookmarks, `sendInitialEvents`, timeouts and the
-//!   in-stream 410 `ERROR`; configurable denials; a request log.
+//!   in-stream 410 `ERROR`; configurable denials; a request log; outages
+//!   (every connection dropped until restored) while the controllers go on.
 //! - A simulated job controller, scheduler and kubelet on one node: each
 //!   Job gets a pod, which is scheduled (if its `nodeSelector` matches the
 //!   node's labels), gets its image (parsed, cached per node, pulled per

@@ -72,6 +72,9 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     /// Bumped by [`TestApiServer::close_watches`]; open watches end.
     pub watch_epoch: watch::Sender<u64>,
+    /// True during an [outage](TestApiServer::outage): every connection is
+    /// dropped and new ones are closed at once.
+    pub down: watch::Sender<bool>,
     tasks: Mutex<JoinSet<()>>,
     /// Working directories of container processes that name none.
     pub scratch: tempfile::TempDir,
@@ -123,6 +126,7 @@ impl TestApiServer {
             port: addr.port(),
             state: Mutex::new(state),
             watch_epoch: watch::Sender::new(0),
+            down: watch::Sender::new(false),
             tasks: Mutex::new(JoinSet::new()),
             scratch,
             started: Instant::now(),
@@ -313,6 +317,19 @@ impl TestApiServer {
     /// reconnect from their last resourceVersion.
     pub fn close_watches(&self) {
         self.shared.watch_epoch.send_modify(|n| *n += 1);
+    }
+
+    /// Takes the server away, as an outage or a restart of every API server
+    /// replica does: open connections (watches included) are dropped and
+    /// new ones closed unanswered, until [`TestApiServer::restore`]. The
+    /// simulated controllers and kubelet go on, so objects change meanwhile.
+    pub fn outage(&self) {
+        self.shared.down.send_replace(true);
+    }
+
+    /// Ends an [outage](TestApiServer::outage): connections are served again.
+    pub fn restore(&self) {
+        self.shared.down.send_replace(false);
     }
 }
 

@@ -1,6 +1,6 @@
 //! The Kubernetes infrastructure: creates a flow run's Job, watches Jobs and
 //! pods by label (one watch per namespace, resumed and re-listed by
-//! kube-rs's watcher), judges them with [`diagnose`](super::diagnose), and
+//! kube-rs's watcher, retried as [`watch`](super::watch) says), judges them with [`diagnose`](super::diagnose), and
 //! deletes the Job on cancellation.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -11,9 +11,10 @@ use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, DeleteParams, LogParams, PostParams};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use serde_json::Value;
 
+use super::watch::Retry;
 use super::{JobRun, JobTemplate, RUN_ID_LABEL, Verdict, diagnose, job_name};
 use crate::agent::{Adoption, Exit, Infrastructure};
 use crate::model::{Deployment, FlowRun};
@@ -187,32 +188,53 @@ impl KubernetesInfrastructure {
         let observed = self.observed.clone();
         let job_config = config.clone();
         tokio::spawn(async move {
-            let mut stream = watcher(jobs, job_config).default_backoff().boxed();
+            let mut stream = watcher(jobs, job_config).boxed();
+            let mut retry = Retry::default();
             while let Some(event) = stream.next().await {
+                let event = match event {
+                    Ok(event) => {
+                        retry.ok("Jobs");
+                        event
+                    }
+                    Err(e) => {
+                        retry.failed("Jobs", &e).await;
+                        continue;
+                    }
+                };
                 let mut seen = observed.lock().unwrap_or_else(PoisonError::into_inner);
                 match event {
-                    Ok(watcher::Event::Apply(job) | watcher::Event::InitApply(job)) => {
+                    watcher::Event::Apply(job) | watcher::Event::InitApply(job) => {
                         if let Some(id) = seen.in_hand(&job.metadata) {
                             seen.jobs.insert(id, job);
                         }
                     }
-                    Ok(watcher::Event::Delete(job)) => {
+                    watcher::Event::Delete(job) => {
                         if let Some(id) = seen.in_hand(&job.metadata) {
                             seen.jobs.remove(&id);
                             seen.deleted.insert(id);
                         }
                     }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "watching Jobs; the watch resumes"),
+                    _ => {}
                 }
             }
         });
         let events: Api<Event> = Api::namespaced(self.client.clone(), namespace);
         let observed = self.observed.clone();
         tokio::spawn(async move {
-            let mut stream = watcher(events, watcher::Config::default()).default_backoff().boxed();
+            let mut stream = watcher(events, watcher::Config::default()).boxed();
+            let mut retry = Retry::default();
             while let Some(event) = stream.next().await {
-                let (Ok(watcher::Event::Apply(event)) | Ok(watcher::Event::InitApply(event))) = event else { continue };
+                let event = match event {
+                    Ok(event) => {
+                        retry.ok("Events");
+                        event
+                    }
+                    Err(e) => {
+                        retry.failed("Events", &e).await;
+                        continue;
+                    }
+                };
+                let (watcher::Event::Apply(event) | watcher::Event::InitApply(event)) = event else { continue };
                 let warning = event.type_.as_deref() == Some("Warning");
                 let reason = event.reason.clone().unwrap_or_default();
                 if !warning && !NOTABLE.contains(&reason.as_str()) {
@@ -232,10 +254,21 @@ impl KubernetesInfrastructure {
         let observed = self.observed.clone();
         let limit = self.limit.clone();
         tokio::spawn(async move {
-            let mut stream = watcher(pods.clone(), config).default_backoff().boxed();
+            let mut stream = watcher(pods.clone(), config).boxed();
+            let mut retry = Retry::default();
             while let Some(event) = stream.next().await {
+                let event = match event {
+                    Ok(event) => {
+                        retry.ok("pods");
+                        event
+                    }
+                    Err(e) => {
+                        retry.failed("pods", &e).await;
+                        continue;
+                    }
+                };
                 match event {
-                    Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) | watcher::Event::Delete(pod)) => {
+                    watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) | watcher::Event::Delete(pod) => {
                         let (id, logs) = {
                             let seen = observed.lock().unwrap_or_else(PoisonError::into_inner);
                             let Some(id) = seen.in_hand(&pod.metadata) else { continue };
@@ -259,7 +292,8 @@ impl KubernetesInfrastructure {
                         // deleted may vanish as it ends, so its lines are read
                         // once as the deletion starts, and again at its end if
                         // they can still be had.
-                        if (ended && logs != Some(true)) || (deleting && logs.is_none()) {
+                        // A container that never ran has no log to ask for.
+                        if ((ended && logs != Some(true)) || (deleting && logs.is_none())) && container_ran(&pod) {
                             let name = pod.metadata.name.clone().unwrap_or_default();
                             limit.acquire().await;
                             let params = LogParams { tail_lines: Some(TAIL_LINES), ..LogParams::default() };
@@ -274,8 +308,7 @@ impl KubernetesInfrastructure {
                         }
                         observed.lock().unwrap_or_else(PoisonError::into_inner).pods.insert(id, pod);
                     }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "watching pods; the watch resumes"),
+                    _ => {}
                 }
             }
         });
@@ -325,6 +358,18 @@ impl KubernetesInfrastructure {
 pub fn is_credential(key: &str) -> bool {
     let key = key.to_lowercase();
     ["key", "secret", "token", "password", "credential", "sas"].iter().any(|word| key.contains(word))
+}
+
+/// Whether the pod's container ever started, and so has a log: it runs,
+/// it ran and ended, or an earlier instance of it did.
+fn container_ran(pod: &Pod) -> bool {
+    let Some(status) = pod.status.as_ref().and_then(|s| s.container_statuses.as_ref()).and_then(|c| c.first()) else {
+        return false;
+    };
+    let state = status.state.as_ref();
+    state.is_some_and(|s| s.running.is_some())
+        || state.and_then(|s| s.terminated.as_ref()).is_some_and(|t| t.started_at.is_some() || t.container_id.is_some())
+        || status.last_state.as_ref().is_some_and(|s| s.terminated.is_some())
 }
 
 /// Whether `name` is the Job `job` or one of its pods (`<job>-<suffix>`).

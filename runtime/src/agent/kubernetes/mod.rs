@@ -5,6 +5,7 @@ mod diagnose;
 mod infra;
 mod install;
 mod template;
+mod watch;
 
 pub use diagnose::{Verdict, diagnose};
 
