@@ -8,7 +8,7 @@ use serde_json::json;
 use weft::engine::Limits;
 use weft::model::{FlowRunOutcome, State};
 
-use crate::fixtures::{ALLOCATES, EXAMPLE_HELLO, LOOPS, OVERFLOWS, PANICS, TASK_TIMEOUT, TRAPS};
+use crate::fixtures::{ALLOCATES, EXAMPLE_HELLO, LOOPS, OVERFLOWS, OVERFLOWS_MEMORY, PANICS, TASK_TIMEOUT, TRAPS};
 use crate::run;
 
 async fn failure(path: &str, limits: Limits) -> String {
@@ -63,6 +63,17 @@ async fn unbounded_recursion_overflows_the_stack() {
     let reason = failure(OVERFLOWS, Limits::default()).await;
     assert!(reason.starts_with("overflowed its stack"), "{reason}");
     assert!(reason.contains("overflows::depth"), "names the function: {reason}");
+    host_still_works().await;
+}
+
+/// Rust keeps large locals on a stack in linear memory, which runs out with
+/// an out-of-bounds access rather than wasm's stack overflow trap; it is
+/// reported as the stack overflow it is.
+#[tokio::test]
+async fn recursion_that_runs_out_of_linear_memory_stack_is_a_stack_overflow() {
+    let reason = failure(OVERFLOWS_MEMORY, Limits::default()).await;
+    assert!(reason.starts_with("overflowed its stack in `overflows_memory::deep`"), "{reason}");
+    assert!(reason.contains("nested calls of it"), "{reason}");
     host_still_works().await;
 }
 

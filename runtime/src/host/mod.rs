@@ -171,20 +171,48 @@ pub(crate) fn trap_reason(error: &wasmtime::Error, log: &RunLog) -> String {
     if let Some(panic) = log.panic_message() {
         return panic;
     }
-    let place = error
-        .downcast_ref::<WasmBacktrace>()
+    let backtrace = error.downcast_ref::<WasmBacktrace>();
+    let place = backtrace
         .and_then(|bt| bt.frames().iter().find_map(|f| f.func_name().map(str::to_owned)))
         .map(|name| format!(" in `{:#}`", rustc_demangle::demangle(&name)))
         .unwrap_or_default();
+    let recursion = backtrace.and_then(recursion);
     match error.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => "ran out of fuel".to_owned(),
         Some(Trap::StackOverflow) => format!("overflowed its stack{place}"),
+        // Languages that keep their stack in linear memory (Rust, C) run off
+        // its end with an out-of-bounds access, not a stack overflow trap:
+        // deep recursion at the trap says which it was.
+        Some(Trap::MemoryOutOfBounds) if recursion.is_some() => {
+            let (name, depth) = recursion.unwrap_or_default();
+            format!(
+                "overflowed its stack in `{name}`: an out-of-bounds memory access under {depth} nested calls of \
+                 it, which is how a stack in linear memory runs out (recursion too deep, or locals too large)"
+            )
+        }
         Some(trap) => {
             let trap = trap.to_string();
             format!("trapped{place}: {}", trap.strip_prefix("wasm trap: ").unwrap_or(&trap))
         }
         None => format!("stopped by the host: {}", error.root_cause()),
     }
+}
+
+/// Calls of one function nested at least this deep at a trap are taken as
+/// recursion.
+const RECURSION_DEPTH: usize = 16;
+
+/// The function that recursed at the top of `backtrace`, and how deep: the
+/// innermost run of frames of one function, if it is at least
+/// [`RECURSION_DEPTH`] long.
+fn recursion(backtrace: &WasmBacktrace) -> Option<(String, usize)> {
+    let frames = backtrace.frames();
+    // Skip the innermost frames of callees (a memcpy) to the recursing function.
+    (0..frames.len().min(4)).find_map(|start| {
+        let name = frames[start].func_name()?;
+        let depth = frames[start..].iter().take_while(|f| f.func_name() == Some(name)).count();
+        (depth >= RECURSION_DEPTH).then(|| (format!("{:#}", rustc_demangle::demangle(name)), depth))
+    })
 }
 
 /// Runs the flow's `run` export.
