@@ -46,3 +46,29 @@ fn the_guest_sees_nothing_of_the_host() {
     assert!(!dir.path().join("probe.txt").exists(), "the guest wrote into the host's directory");
     assert_eq!(std::fs::read_to_string(&secret).expect("read"), "the host's secret");
 }
+
+/// A host granted by name can be reached by that name: the guest may look
+/// up the granted names, and no other.
+#[test]
+fn granted_names_resolve_and_no_other_does() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = listener.local_addr().expect("address").port();
+    let granted = format!("localhost:{port}");
+    let output = weft()
+        .args(["run", SANDBOX_PROBE, "--allow-host", &granted, "--log-level", "warn"])
+        .args(["-p", "file=/nothing", "-p", &format!("address={granted}"), "-p", "variable=NONE"])
+        .args(["-p", "lookup=example.com:443"])
+        .output()
+        .expect("weft runs");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let seen: Value = serde_json::from_str(&stdout(&output)).expect("JSON result");
+    assert_eq!(seen["connected"], true, "`{granted}` is reachable by its name: {seen}");
+    assert!(listener.accept().is_ok());
+    assert_eq!(seen["looked_up"], Value::Null, "a name not granted does not resolve: {seen}");
+    assert!(seen["lookup_error"].is_string(), "{seen}");
+    let log = stderr(&output);
+    assert!(
+        log.contains("name lookup of `example.com` denied: the names granted are localhost; to allow it, add `example.com:PORT` to `sandbox.hosts`"),
+        "{log}"
+    );
+}

@@ -9,6 +9,7 @@
 mod context;
 mod http;
 mod log;
+mod name_lookup;
 mod task_components;
 mod tasks;
 mod wasi;
@@ -86,6 +87,8 @@ pub struct RunState {
     pub(crate) components: Option<Arc<TaskEnv>>,
     /// Where task results are cached across runs, if anywhere.
     pub(crate) cache: Option<Arc<dyn crate::model::ResultCache>>,
+    /// The names the guest may look up, with their addresses.
+    names: std::collections::HashMap<String, Vec<std::net::IpAddr>>,
 }
 
 impl RunState {
@@ -100,6 +103,7 @@ impl RunState {
             wasi: wasi::sandbox_wasi(&log, grants)?,
             http: http::HttpState::new(grants, log.clone()),
             table: ResourceTable::new(),
+            names: grants.names.clone(),
             limiter: MemoryLimiter::new(limits.memory),
             identity,
             log,
@@ -134,6 +138,7 @@ impl WasiView for RunState {
 /// added by the engine).
 pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+    name_lookup::add_to_linker(linker)?;
     bindings::weft::flow::log::add_to_linker::<RunState, HasSelf<RunState>>(linker, |s| s)?;
     bindings::weft::flow::context::add_to_linker::<RunState, HasSelf<RunState>>(linker, |s| s)?;
     bindings::weft::flow::tasks::add_to_linker::<RunState, HasSelf<RunState>>(linker, |s| s)?;

@@ -395,7 +395,14 @@ pub async fn resolve_sandbox(sandbox: &Sandbox) -> (Limits, Grants, Vec<String>)
     for host in &sandbox.hosts {
         grants.hosts.push(host.clone());
         match tokio::net::lookup_host(host.as_str()).await {
-            Ok(addresses) => grants.connect.extend(addresses),
+            Ok(addresses) => {
+                let addresses: Vec<std::net::SocketAddr> = addresses.collect();
+                if let Some((name, _)) = host.rsplit_once(':') {
+                    let ips = grants.names.entry(name.trim_matches(['[', ']']).to_ascii_lowercase()).or_default();
+                    ips.extend(addresses.iter().map(|a| a.ip()).filter(|ip| !ips.contains(ip)).collect::<Vec<_>>());
+                }
+                grants.connect.extend(addresses);
+            }
             Err(e) => warnings.push(format!("granted host `{host}` does not resolve: {e}")),
         }
     }

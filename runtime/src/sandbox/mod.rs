@@ -104,6 +104,9 @@ pub struct Grants {
     /// The granted hosts as written, `name:port`: HTTP requests may go to
     /// these names.
     pub hosts: Vec<String>,
+    /// The granted hosts' names (lower case) and the addresses they resolved
+    /// to: the only names a guest may look up.
+    pub names: std::collections::HashMap<String, Vec<std::net::IpAddr>>,
 }
 
 /// Asks a running flow to stop: set by a cancellation or a signal to the

@@ -11,6 +11,9 @@ struct Params {
     address: String,
     /// An environment variable the host has set.
     variable: String,
+    /// A `host:port` whose name the guest looks up.
+    #[serde(default)]
+    lookup: Option<String>,
 }
 
 #[weft::flow]
@@ -20,6 +23,11 @@ fn sandbox_probe(params: Params) -> serde_json::Value {
     let cwd = std::fs::read_dir(".").map(|d| d.count()).map_err(|e| e.to_string());
     let written = std::fs::write("probe.txt", b"x").map_err(|e| e.to_string());
     let connect = std::net::TcpStream::connect(&params.address).map(|_| ()).map_err(|e| e.to_string());
+    let looked_up = params.lookup.as_deref().map(|target| {
+        std::net::ToSocketAddrs::to_socket_addrs(target)
+            .map(|addresses| addresses.map(|a| a.to_string()).collect::<Vec<_>>())
+            .map_err(|e| e.to_string())
+    });
     json!({
         "read": read.is_ok(),
         "read_error": read.err(),
@@ -31,6 +39,8 @@ fn sandbox_probe(params: Params) -> serde_json::Value {
         "args": std::env::args().count(),
         "connected": connect.is_ok(),
         "connect_error": connect.err(),
+        "looked_up": looked_up.as_ref().map(|r| r.as_ref().ok()),
+        "lookup_error": looked_up.and_then(Result::err),
     })
 }
 
