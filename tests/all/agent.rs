@@ -133,7 +133,7 @@ pub(crate) async fn states(store: &Store, id: &str) -> Vec<State> {
 }
 
 /// The pid of the runner of a run, from its heartbeat (`host/pid`).
-async fn runner_pid(store: &Store, id: &str) -> i32 {
+pub(crate) async fn runner_pid(store: &Store, id: &str) -> i32 {
     let mut pid = None;
     wait_for("a heartbeat", Duration::from_secs(30), async || {
         pid = store

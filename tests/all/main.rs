@@ -10,6 +10,7 @@ mod fixtures {
 mod agent;
 mod bad_input;
 mod cache;
+mod chaos;
 mod cli;
 mod components;
 mod emulators;

@@ -87,7 +87,7 @@ async fn a_killed_weft_run_is_reported_stale_and_cancel_ends_it() {
         stdout(&show()).contains("Running (stale)")
     })
     .await;
-    assert!(stdout(&show()).contains(&format!("`weft runs cancel {id}` records it Crashed")), "{}", stdout(&show()));
+    assert!(stdout(&show()).contains(&format!("`weft runs cancel {id}` ends it")), "{}", stdout(&show()));
     let ls = weft().args(["runs", "ls", "--output", "json"]).args(backend.args()).output().expect("runs ls");
     let listed: serde_json::Value = serde_json::from_str(&stdout(&ls)).expect("json");
     assert!(listed[0]["stale_since"].is_string(), "{listed}");

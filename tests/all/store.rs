@@ -458,13 +458,13 @@ async fn every_create_only_write_to_gcs_carries_the_generation_precondition() {
 }
 
 /// What weft does when the store is missing, refuses, or goes away.
-mod failures {
+pub(crate) mod failures {
     use super::*;
     use crate::faults::Link;
 
     /// An S3 backend reached through a link the test can cut, with short
     /// retries so that failures surface in seconds.
-    fn s3_through(link: &Link) -> Backend {
+    pub(crate) fn s3_through(link: &Link) -> Backend {
         let mut backend = Backend::s3();
         for (key, value) in &mut backend.options {
             if key == "endpoint" {
@@ -536,7 +536,7 @@ mod failures {
         let link = Link::to(&emulators::s3().endpoint);
         let backend = s3_through(&link);
         let running = weft()
-            .args(["run", SLOW, "-p", "ticks=6", "-p", "interval_ms=300"])
+            .args(["run", SLOW, "-p", "ticks=6", "-p", "interval_ms=300", "--record-patience", "3s"])
             .args(backend.args())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -560,5 +560,39 @@ mod failures {
         assert_eq!(stdout(&output), "", "no result is printed for an unrecorded run");
         let state = store.latest_state(&id).await.expect("state").map(|(_, r)| r.state);
         assert_eq!(state, Some(State::Running), "the store never shows it Completed");
+    }
+
+    /// A store away for a moment when the run ends is waited for: the run
+    /// is recorded Completed, with its result, once the store is back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_runs_end_waits_for_a_store_that_is_away_for_a_while() {
+        let link = Link::to(&emulators::s3().endpoint);
+        let backend = s3_through(&link);
+        let running = weft()
+            .args(["run", SLOW, "-p", "ticks=4", "-p", "interval_ms=250"])
+            .args(backend.args())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("weft run");
+        let store = backend.open();
+        let id = loop {
+            if let Some(id) = store.run_ids().await.expect("list").pop()
+                && store.latest_state(&id).await.expect("state").is_some()
+            {
+                break id;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        link.cut();
+        // The flow ends meanwhile; its end is retried.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        link.restore();
+        let output = running.wait_with_output().expect("wait");
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        assert_eq!(stdout(&output).trim(), "4");
+        let state = store.latest_state(&id).await.expect("state").map(|(_, r)| r.state);
+        assert_eq!(state, Some(State::Completed));
+        assert_eq!(store.read_result(&id).await.expect("result"), Some(serde_json::json!(4)));
     }
 }

@@ -42,9 +42,34 @@ pub enum Adoption<H> {
     Handle(H),
     /// It is gone: the run crashed, for this reason.
     Vanished(String),
+    /// The infrastructure could not be reached to tell: asked again later.
+    Unreachable(String),
     /// This infrastructure cannot find runners again (local processes);
     /// the run is followed by its heartbeats instead.
     Unsupported,
+}
+
+/// Why a runner could not be started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LaunchError {
+    /// The infrastructure refused the run (a template it rejects, a 403):
+    /// the run crashes with this reason.
+    Refused(String),
+    /// The infrastructure could not be reached (an API server outage): the
+    /// run keeps its claim and the launch is tried again on later polls,
+    /// for up to [`LAUNCH_PATIENCE`].
+    Unreachable(String),
+}
+
+/// How long a claimed run waits for an unreachable infrastructure before it
+/// is crashed.
+pub const LAUNCH_PATIENCE: Duration = Duration::from_secs(600);
+
+/// A claimed run whose launch waits for its infrastructure to be reachable.
+struct Waiting {
+    run: FlowRun,
+    deployment: Option<Deployment>,
+    since: Instant,
 }
 
 /// Where runs execute: local processes, or Kubernetes Jobs.
@@ -55,12 +80,13 @@ pub trait Infrastructure: Send + Sync {
     /// `process` or `kubernetes`.
     fn kind(&self) -> &'static str;
 
-    /// Starts a runner for a claimed run of `deployment`.
+    /// Starts a runner for a claimed run of `deployment`. Starting it again
+    /// after an [`LaunchError::Unreachable`] must not start a second one.
     fn launch(
         &self,
         run: &FlowRun,
         deployment: Option<&Deployment>,
-    ) -> impl Future<Output = Result<Self::Handle, String>> + Send;
+    ) -> impl Future<Output = Result<Self::Handle, LaunchError>> + Send;
 
     /// Finds the runner of a run launched before the agent restarted.
     fn adopt(
@@ -147,8 +173,26 @@ pub struct Agent<I: Infrastructure> {
     active: HashMap<String, Active<I::Handle>>,
     /// Runs this agent claimed before a restart: watched by heartbeat.
     adopted: HashSet<String>,
+    /// Ends and releases the store did not take (it was away): tried again
+    /// on every poll until it does, so that no run is left Running and no
+    /// concurrency slot held.
+    unsettled: std::sync::Mutex<Vec<Unsettled>>,
+    /// Claimed runs waiting for the infrastructure to be reachable.
+    waiting: Vec<Waiting>,
+    /// Whether the runs claimed before a restart are still to be adopted
+    /// (the store or the infrastructure was away).
+    adoption_pending: bool,
     /// Schedule ticks up to here have been turned into runs.
     scheduled_until: Option<SystemTime>,
+}
+
+/// What the agent still owes the store about a run.
+#[derive(Debug)]
+enum Unsettled {
+    /// Its end, with the reason.
+    End(FlowRun, String),
+    /// Its concurrency slot and claim.
+    Release(FlowRun),
 }
 
 fn millis(time: SystemTime) -> u64 {
@@ -194,7 +238,17 @@ pub fn schedule_times(schedule: &Schedule, from: SystemTime, to: SystemTime, max
 impl<I: Infrastructure> Agent<I> {
     /// An agent over `store`, launching on `infra`.
     pub fn new(store: Store, infra: I, config: AgentConfig) -> Self {
-        Agent { store, infra, config, active: HashMap::new(), adopted: HashSet::new(), scheduled_until: None }
+        Agent {
+            store,
+            infra,
+            config,
+            active: HashMap::new(),
+            adopted: HashSet::new(),
+            unsettled: std::sync::Mutex::default(),
+            waiting: Vec::new(),
+            adoption_pending: true,
+            scheduled_until: None,
+        }
     }
 
     /// Runs until `shutdown` resolves, then stops claiming, gives running
@@ -203,9 +257,6 @@ impl<I: Infrastructure> Agent<I> {
     /// leaves them running for the next agent to adopt.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         tracing::info!(agent = %self.config.name, infrastructure = self.infra.kind(), store = self.store.url(), "agent started");
-        if let Err(e) = self.adopt().await {
-            tracing::error!(error = %e, "could not look up the runs this agent claimed before; will retry");
-        }
         tokio::pin!(shutdown);
         loop {
             self.tick().await;
@@ -242,6 +293,14 @@ impl<I: Infrastructure> Agent<I> {
 
     /// One pass: watch what runs, turn schedules into runs, claim due runs.
     pub async fn tick(&mut self) {
+        if self.adoption_pending {
+            self.adoption_pending = false;
+            if let Err(e) = self.adopt().await {
+                tracing::error!(error = %e, "could not look up the runs this agent claimed before; will retry");
+                self.adoption_pending = true;
+            }
+        }
+        self.relaunch().await;
         self.watch().await;
         if let Err(e) = self.schedule().await {
             tracing::error!(error = %e, "could not read deployments to schedule runs");
@@ -253,6 +312,12 @@ impl<I: Infrastructure> Agent<I> {
 
     async fn adopt(&mut self) -> Result<(), StoreError> {
         for id in self.store.claimed(&self.config.name).await? {
+            if self.active.contains_key(&id)
+                || self.adopted.contains(&id)
+                || self.waiting.iter().any(|w| w.run.id == id)
+            {
+                continue;
+            }
             if let Some((_, record)) = self.store.latest_state(&id).await?
                 && record.state.is_final()
             {
@@ -273,6 +338,10 @@ impl<I: Infrastructure> Agent<I> {
                     self.active.insert(id, Active { run, handle, stop_asked: None });
                 }
                 Adoption::Vanished(reason) => self.end_unfinished(&run, &reason, Vec::new()).await,
+                Adoption::Unreachable(reason) => {
+                    tracing::warn!(run = %id, reason, "cannot look for the runner of a claimed run yet; will retry");
+                    self.adoption_pending = true;
+                }
                 Adoption::Unsupported => {
                     tracing::info!(run = %id, "adopting a run claimed before a restart; watching its heartbeats");
                     self.adopted.insert(id);
@@ -306,23 +375,49 @@ impl<I: Infrastructure> Agent<I> {
                 tracing::warn!(run = %run.id, reason, "run ended without an outcome")
             }
             Ok(TransitionOutcome::Kept { .. }) => {}
-            Err(e) => tracing::error!(run = %run.id, error = %e, "could not record the run's end"),
+            Err(e) => {
+                tracing::error!(run = %run.id, error = %e, "could not record the run's end; will retry");
+                self.owe(Unsettled::End(run.clone(), reason.to_owned()));
+                return;
+            }
         }
         self.release(run).await;
     }
 
     async fn release(&self, run: &FlowRun) {
+        let mut released = true;
         if let Some(deployment) = &run.deployment
             && let Err(e) = self.store.release_slot(deployment, &run.id).await
         {
-            tracing::warn!(run = %run.id, error = %e, "could not release the deployment's concurrency slot");
+            tracing::warn!(run = %run.id, error = %e, "could not release the deployment's concurrency slot; will retry");
+            released = false;
         }
-        if let Err(e) = self.store.forget_claim(&self.config.name, &run.id).await {
-            tracing::warn!(run = %run.id, error = %e, "could not forget the claim");
+        if released && let Err(e) = self.store.forget_claim(&self.config.name, &run.id).await {
+            tracing::warn!(run = %run.id, error = %e, "could not forget the claim; will retry");
+            released = false;
+        }
+        if !released {
+            self.owe(Unsettled::Release(run.clone()));
+        }
+    }
+
+    fn owe(&self, what: Unsettled) {
+        self.unsettled.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(what);
+    }
+
+    /// Tries again what the store did not take before.
+    async fn settle(&self) {
+        let owed = std::mem::take(&mut *self.unsettled.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        for what in owed {
+            match what {
+                Unsettled::End(run, reason) => self.end_unfinished(&run, &reason, Vec::new()).await,
+                Unsettled::Release(run) => self.release(&run).await,
+            }
         }
     }
 
     async fn watch(&mut self) {
+        self.settle().await;
         let ids: Vec<String> = self.active.keys().cloned().collect();
         for id in ids {
             let Some(active) = self.active.get_mut(&id) else { continue };
@@ -470,7 +565,7 @@ impl<I: Infrastructure> Agent<I> {
     async fn claim(&mut self) -> Result<(), StoreError> {
         let now = SystemTime::now();
         for queued in self.store.queue().await? {
-            if queued.due > now || self.active.len() >= self.config.limit {
+            if queued.due > now || self.active.len() + self.waiting.len() >= self.config.limit {
                 break;
             }
             if let Err(e) = self.claim_one(&queued).await {
@@ -522,16 +617,47 @@ impl<I: Infrastructure> Agent<I> {
         }
         self.store.mark_claimed(&self.config.name, id).await?;
         self.store.dequeue(queued).await?;
-        match self.infra.launch(&run, deployment.as_ref()).await {
+        self.launch(Waiting { run, deployment, since: Instant::now() }).await;
+        Ok(())
+    }
+
+    /// Launches a claimed run; while its infrastructure cannot be reached,
+    /// the run waits (up to [`LAUNCH_PATIENCE`]) for a later poll.
+    async fn launch(&mut self, waiting: Waiting) {
+        let id = waiting.run.id.clone();
+        match self.infra.launch(&waiting.run, waiting.deployment.as_ref()).await {
             Ok(handle) => {
-                tracing::info!(run = %id, deployment = run.deployment.as_deref().unwrap_or("-"), "launched");
-                self.active.insert(id.clone(), Active { run, handle, stop_asked: None });
+                tracing::info!(run = %id, deployment = waiting.run.deployment.as_deref().unwrap_or("-"), "launched");
+                self.active.insert(id, Active { run: waiting.run, handle, stop_asked: None });
             }
-            Err(reason) => {
-                self.end_unfinished(&run, &format!("could not start its runner: {reason}"), Vec::new()).await
+            Err(LaunchError::Unreachable(reason)) if waiting.since.elapsed() < LAUNCH_PATIENCE => {
+                tracing::warn!(run = %id, reason, "cannot start its runner yet; will retry");
+                self.waiting.push(waiting);
+            }
+            Err(LaunchError::Unreachable(reason)) => {
+                let patience = humantime::format_duration(LAUNCH_PATIENCE);
+                let reason =
+                    format!("could not start its runner: its infrastructure was unreachable for {patience}: {reason}");
+                self.end_unfinished(&waiting.run, &reason, Vec::new()).await;
+            }
+            Err(LaunchError::Refused(reason)) => {
+                self.end_unfinished(&waiting.run, &format!("could not start its runner: {reason}"), Vec::new()).await;
             }
         }
-        Ok(())
+    }
+
+    /// Tries again the launches that found the infrastructure unreachable,
+    /// unless their runs were cancelled meanwhile.
+    async fn relaunch(&mut self) {
+        for waiting in std::mem::take(&mut self.waiting) {
+            match self.store.latest_state(&waiting.run.id).await {
+                Ok(Some((_, record))) if record.state == State::Cancelling => {
+                    self.end_unfinished(&waiting.run, "cancelled before its runner started", Vec::new()).await;
+                }
+                Ok(Some((_, record))) if record.state.is_final() => self.release(&waiting.run).await,
+                _ => self.launch(waiting).await,
+            }
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
-use super::{Adoption, Exit, Infrastructure};
+use super::{Adoption, Exit, Infrastructure, LaunchError};
 use crate::model::{Deployment, FlowRun};
 
 /// How many of a runner's last output lines are kept to explain a crash.
@@ -54,7 +54,7 @@ impl Infrastructure for ProcessInfrastructure {
         "process"
     }
 
-    async fn launch(&self, run: &FlowRun, _deployment: Option<&Deployment>) -> Result<ProcessHandle, String> {
+    async fn launch(&self, run: &FlowRun, _deployment: Option<&Deployment>) -> Result<ProcessHandle, LaunchError> {
         let options: std::collections::BTreeMap<&str, &str> =
             self.store_options.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let mut child = Command::new(&self.exe)
@@ -68,7 +68,7 @@ impl Infrastructure for ProcessInfrastructure {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("cannot start `{} runner`: {e}", self.exe.display()))?;
+            .map_err(|e| LaunchError::Refused(format!("cannot start `{} runner`: {e}", self.exe.display())))?;
         let tail = Arc::new(Mutex::new(VecDeque::new()));
         if let Some(stdout) = child.stdout.take() {
             keep_tail(stdout, tail.clone());

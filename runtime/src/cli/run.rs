@@ -70,6 +70,10 @@ pub struct RunArgs {
 
     #[command(flatten)]
     output_limits: OutputLimitArgs,
+    /// How long to keep trying to record the run's end while the store is
+    /// unreachable, before giving up with exit status 3.
+    #[arg(long, value_name = "DURATION", env = "WEFT_RECORD_PATIENCE", default_value = "5m", value_parser = crate::model::parse_duration)]
+    record_patience: Duration,
 
     #[command(flatten)]
     logs: LogArgs,
@@ -150,6 +154,7 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
     request.notes = notes;
     request.tasks = Arc::new(components);
     request.task_concurrency = args.task_concurrency.map(|n| n as usize);
+    request.record_patience = args.record_patience;
     let logs: Arc<dyn RunSink> = Arc::new(args.logs.printer(flow.name()));
     // Heartbeats say the run is alive (a run whose process vanished is
     // reported stale); `weft runs cancel` reaches it; Ctrl-C and SIGTERM

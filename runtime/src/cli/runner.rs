@@ -41,6 +41,10 @@ pub struct RunnerArgs {
     /// The operator's ceilings: a deployment may ask for less, never more.
     #[command(flatten)]
     output_limits: OutputLimitArgs,
+    /// How long to keep trying to record the run's end while the store is
+    /// unreachable, before giving up with exit status 3.
+    #[arg(long, value_name = "DURATION", env = "WEFT_RECORD_PATIENCE", default_value = "5m", value_parser = crate::model::parse_duration)]
+    record_patience: Duration,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -105,6 +109,7 @@ pub(super) async fn runner(args: RunnerArgs) -> Result<ExitCode, CommandError> {
     request.grants = grants;
     request.notes = notes;
     request.stop = Some(stop.clone());
+    request.record_patience = args.record_patience;
     request.tasks = Arc::new(stored_task_components(&engine, &store, &run.tasks, cache, code_key));
 
     // Kubernetes signals a pod's runner for reasons only it knows (an

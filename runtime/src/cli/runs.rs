@@ -79,7 +79,8 @@ fn state_text(summary: &RunSummary) -> String {
     match (summary.state, summary.stale_since) {
         (Some(state), Some(_)) => format!("{state} (stale)"),
         (Some(state), None) => state.to_string(),
-        (None, _) => "-".into(),
+        (None, Some(_)) => "- (stale)".into(),
+        (None, None) => "-".into(),
     }
 }
 
@@ -110,7 +111,7 @@ async fn cancel(args: CancelArgs) -> Result<ExitCode, CommandError> {
     // is there to stop it, so it is ended here.
     let stale = match store.latest_state(&args.id).await? {
         Some((_, latest)) if matches!(latest.state, State::Running | State::Cancelling) => {
-            store.stale_since(&args.id, &latest).await?
+            store.stale_since(&args.id, latest.time).await?
         }
         _ => None,
     };
@@ -239,7 +240,7 @@ async fn show(args: ShowArgs) -> Result<ExitCode, CommandError> {
         let silent = SystemTime::now().duration_since(since).unwrap_or_default();
         println!(
             "           no sign of life from its process for {}: it was most likely killed; \
-             `weft runs cancel {}` records it Crashed",
+             `weft runs cancel {}` ends it",
             duration(silent),
             run.id
         );

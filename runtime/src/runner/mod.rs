@@ -13,7 +13,7 @@ use wasmtime::Store;
 mod recorded;
 mod supervise;
 
-pub use recorded::{FLUSH_INTERVAL, RecordError, run_recorded, run_request_recorded};
+pub use recorded::{FLUSH_INTERVAL, RECORD_PATIENCE, RecordError, run_recorded, run_request_recorded};
 pub use supervise::{HEARTBEAT_INTERVAL, OnSignal, Signal, Supervisor};
 
 use crate::engine::{Engine, FlowComponent, TaskComponents};
@@ -56,6 +56,9 @@ pub struct FlowRunRequest {
     /// Where task results are cached across runs (the store, for a
     /// recorded run); without one, only within the run.
     pub cache: Option<Arc<dyn ResultCache>>,
+    /// How long a recorded run's end is retried while the store is
+    /// unreachable.
+    pub record_patience: Duration,
     parameters: Parameters,
 }
 
@@ -95,6 +98,7 @@ impl FlowRunRequest {
             tasks: Arc::new(TaskComponents::new()),
             task_concurrency: None,
             cache: None,
+            record_patience: RECORD_PATIENCE,
             parameters,
         })
     }

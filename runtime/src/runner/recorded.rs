@@ -2,7 +2,7 @@
 //! behind, the result, and the final state, each a create-only write.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{FlowRunReport, FlowRunRequest, run_flow};
 use crate::engine::{Engine, FlowComponent, Limits};
@@ -11,6 +11,10 @@ use crate::store::{Store, StoreError, StoreRecorder, TransitionOutcome};
 
 /// How often a live run's logs and task runs are written to the store.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long a run's end is retried while the store is unreachable before
+/// the runner gives up (exit status 3), unless the request says otherwise.
+pub const RECORD_PATIENCE: Duration = Duration::from_secs(300);
 
 /// Why a recorded run did not run, or did but its outcome was not recorded.
 #[derive(Debug, thiserror::Error)]
@@ -106,18 +110,63 @@ pub async fn run_request_recorded(
     let recorder = StoreRecorder::start(store.clone(), run.id.clone(), FLUSH_INTERVAL);
     let sinks: Vec<Arc<dyn RunSink>> = sink.into_iter().chain([recorder.clone() as Arc<dyn RunSink>]).collect();
     let stop = request.stop.clone();
+    let patience = request.record_patience;
     let report = run_flow(engine, flow, request, Arc::new(Tee(sinks))).await;
-    let unrecorded = |report: FlowRunReport, source| RecordError::Unrecorded { report: Box::new(report), source };
+    let interrupted = stop.as_ref().is_some_and(|s| s.interrupted());
 
+    // A store that is away when the run ends (an outage, a network blip)
+    // is waited for, up to the request's patience: the run's end is worth
+    // more than the runner's exit.
+    let deadline = Instant::now() + patience;
+    let mut wait = Duration::from_millis(250);
+    loop {
+        let source = match record_end(store, run, &report, &recorder, interrupted).await {
+            Ok(Recorded::Written) => return Ok(report),
+            Ok(Recorded::LeftToInfrastructure) => {
+                let reason = match &report.outcome {
+                    FlowRunOutcome::Cancelled { reason } => reason.clone(),
+                    other => other.state().to_string(),
+                };
+                return Err(RecordError::Interrupted { id: run.id.clone(), reason });
+            }
+            Err(source) => source,
+        };
+        let transient = matches!(source, StoreError::Unreachable { .. } | StoreError::Request { .. });
+        if !transient || Instant::now() + wait > deadline {
+            return Err(RecordError::Unrecorded { report: Box::new(report), source });
+        }
+        tracing::warn!(
+            run = %run.id, error = %source,
+            "could not record the run's end; retrying for up to {}", humantime::format_duration(patience)
+        );
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// What [`record_end`] did.
+enum Recorded {
+    /// The final state is in the store.
+    Written,
+    /// The run was interrupted and is still Running: its infrastructure
+    /// records why.
+    LeftToInfrastructure,
+}
+
+/// Writes a run's remaining logs and task runs, its result and its final
+/// state; safe to call again after a failure.
+async fn record_end(
+    store: &Store,
+    run: &FlowRun,
+    report: &FlowRunReport,
+    recorder: &StoreRecorder,
+    interrupted: bool,
+) -> Result<Recorded, StoreError> {
     // Logs, task runs and the result are written before the final state, so
     // that whoever sees the final state finds them all.
-    if let Err(source) = recorder.finish().await {
-        return Err(unrecorded(report, source));
-    }
-    if let FlowRunOutcome::Completed { result } = &report.outcome
-        && let Err(source) = store.write_result(&run.id, result).await
-    {
-        return Err(unrecorded(report, source));
+    recorder.finish().await?;
+    if let FlowRunOutcome::Completed { result } = &report.outcome {
+        store.write_result(&run.id, result).await?;
     }
     let final_record = match &report.outcome {
         FlowRunOutcome::Completed { .. } => StateRecord::now(State::Completed, None),
@@ -130,7 +179,6 @@ pub async fn run_request_recorded(
     // A run asked to cancel that finished anyway records how it finished;
     // one stopped without being asked to cancel (its runner was signalled)
     // crashed.
-    let interrupted = stop.as_ref().is_some_and(|s| s.interrupted());
     let finish = |current: Option<&StateRecord>| match (current.map(|r| r.state), &report.outcome) {
         (Some(State::Running), FlowRunOutcome::Cancelled { .. }) if interrupted => None,
         (Some(State::Running), FlowRunOutcome::Cancelled { reason }) => {
@@ -139,24 +187,24 @@ pub async fn run_request_recorded(
         (Some(State::Running | State::Cancelling), _) => Some(final_record.clone()),
         _ => None,
     };
-    match store.transition(&run.id, finish).await {
-        Ok(TransitionOutcome::Written { .. }) => Ok(report),
-        Ok(TransitionOutcome::Kept { current: Some(current) }) if interrupted && current.state == State::Running => {
-            let reason = match &report.outcome {
-                FlowRunOutcome::Cancelled { reason } => reason.clone(),
-                other => other.state().to_string(),
-            };
-            Err(RecordError::Interrupted { id: run.id.clone(), reason })
+    match store.transition(&run.id, finish).await? {
+        TransitionOutcome::Written { .. } => Ok(Recorded::Written),
+        TransitionOutcome::Kept { current: Some(current) } if interrupted && current.state == State::Running => {
+            Ok(Recorded::LeftToInfrastructure)
         }
-        Ok(TransitionOutcome::Kept { current }) => {
+        // An earlier attempt wrote it, and its answer was lost.
+        TransitionOutcome::Kept { current: Some(current) }
+            if current.by.as_deref() == Some("runner") && current.state.is_final() =>
+        {
+            Ok(Recorded::Written)
+        }
+        TransitionOutcome::Kept { current } => {
             let state = current.map_or_else(|| "missing".to_owned(), |r| r.state.to_string());
-            let source = StoreError::Corrupt {
+            Err(StoreError::Corrupt {
                 url: store.url().to_owned(),
                 path: format!("runs/{}/states", run.id),
                 reason: format!("the run was {state} when it ended, not Running"),
-            };
-            Err(unrecorded(report, source))
+            })
         }
-        Err(source) => Err(unrecorded(report, source)),
     }
 }

@@ -39,9 +39,9 @@ pub struct RunSummary {
     /// When it reached a final state.
     #[serde(with = "optional_rfc3339", skip_serializing_if = "Option::is_none")]
     pub ended: Option<SystemTime>,
-    /// Set when the run is Running or Cancelling but its process has given
-    /// no sign of life for [`STALE_AFTER`]: the time of its last sign (a
-    /// heartbeat, or its latest state). Its process most likely vanished
+    /// Set when the run is Running or Cancelling (or has no state at all)
+    /// but its process has given no sign of life for [`STALE_AFTER`]: the
+    /// time of its last sign (a heartbeat, its latest state, its creation). Its process most likely vanished
     /// (SIGKILL, a lost machine); `weft runs cancel` ends it.
     #[serde(with = "optional_rfc3339", skip_serializing_if = "Option::is_none")]
     pub stale_since: Option<SystemTime>,
@@ -263,18 +263,21 @@ impl Store {
         let ended = last.filter(|s| s.state.is_final()).map(|s| s.time);
         let stale_since = match last {
             Some(record) if matches!(record.state, State::Running | State::Cancelling) => {
-                self.stale_since(id, record).await?
+                self.stale_since(id, record.time).await?
             }
+            // `weft run` writes Running right after the run: one without a
+            // state lost its process in between.
+            None => self.stale_since(id, run.created).await?,
             _ => None,
         };
         Ok(Some(RunSummary { run, state: last.map(|s| s.state), started, ended, stale_since }))
     }
 
-    /// For a run whose latest state is `latest`, the time of its last sign
-    /// of life if that is more than [`STALE_AFTER`] ago.
-    pub async fn stale_since(&self, id: &str, latest: &StateRecord) -> Result<Option<SystemTime>, StoreError> {
+    /// For a run whose latest state (or creation) was at `latest`, the time
+    /// of its last sign of life if that is more than [`STALE_AFTER`] ago.
+    pub async fn stale_since(&self, id: &str, latest: SystemTime) -> Result<Option<SystemTime>, StoreError> {
         let beat = self.heartbeat(id).await?.map(|b| b.time);
-        let last_sign = beat.map_or(latest.time, |beat| beat.max(latest.time));
+        let last_sign = beat.map_or(latest, |beat| beat.max(latest));
         let silent = SystemTime::now().duration_since(last_sign).unwrap_or_default();
         Ok((silent > STALE_AFTER).then_some(last_sign))
     }

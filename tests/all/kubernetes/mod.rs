@@ -108,6 +108,44 @@ async fn after_an_api_server_outage_expired_watches_list_again_at_once() {
     assert!(seen < Duration::from_secs(12), "the run was seen ended {seen:?} after the server came back");
 }
 
+/// Fault injection: the API server away for 20 s while runs are in flight
+/// and queued. Every run ends once it is back, none twice (its Jobs are
+/// neither lost nor made again). Test server only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_server_away_for_20_seconds_mid_run() {
+    let setup = Setup::new(
+        Target::TestServer,
+        None,
+        &yaml("ticks", SLOW, "{ticks: 30, interval_ms: 100}", "{}", "    concurrency_limit: 3\n"),
+    )
+    .await;
+    let server = setup.cluster.server().expect("the test server");
+    let first = setup.started("ticks").await;
+    let mut ids = vec![first];
+    ids.extend((0..4).map(|_| run_deployment(&setup.backend, "ticks", &[])));
+    server.outage();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    server.restore();
+    let store = setup.backend.open();
+    wait_for("every run to end", Duration::from_secs(120), async || {
+        for id in &ids {
+            if !state(&store, id).await.is_some_and(State::is_final) {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    for id in &ids {
+        let history = states(&store, id).await;
+        assert_eq!(history.iter().filter(|s| **s == State::Running).count(), 1, "{id}: {history:?}");
+        assert_eq!(history.last(), Some(&State::Completed), "{id}: {history:?}");
+    }
+    let jobs = setup.cluster.jobs_of(&ids).await;
+    assert_eq!(jobs.len(), ids.len(), "one Job per run");
+    setup.finish().await;
+}
+
 /// A cluster, a store, a deployment on it and an agent.
 struct Setup {
     // Dropped first: the agent stops before the cluster does.

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::watch::Retry;
 use super::{JobRun, JobTemplate, RUN_ID_LABEL, Verdict, diagnose, job_name};
-use crate::agent::{Adoption, Exit, Infrastructure};
+use crate::agent::{Adoption, Exit, Infrastructure, LaunchError};
 use crate::model::{Deployment, FlowRun};
 
 /// How many of a pod's last log lines are copied into a crashed run's logs.
@@ -381,6 +381,16 @@ fn run_id(metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta)
     metadata.labels.as_ref()?.get(RUN_ID_LABEL).cloned()
 }
 
+/// Whether the API server could not be reached, or answered that it cannot
+/// serve now (5xx, 429): worth trying again, unlike a refusal.
+fn unreachable(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => status.code >= 500 || status.code == 429,
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::HttpError(_) => true,
+        _ => false,
+    }
+}
+
 /// A Kubernetes API error for a person: a 403 names the verb, the resource,
 /// the namespace and the fix.
 pub fn explain(error: &kube::Error, verb: &str, resource: &str, namespace: &str) -> String {
@@ -414,14 +424,17 @@ impl Infrastructure for KubernetesInfrastructure {
         "kubernetes"
     }
 
-    async fn launch(&self, run: &FlowRun, deployment: Option<&Deployment>) -> Result<KubeHandle, String> {
-        let job = self.job_for(run, deployment)?;
+    async fn launch(&self, run: &FlowRun, deployment: Option<&Deployment>) -> Result<KubeHandle, LaunchError> {
+        let job = self.job_for(run, deployment).map_err(LaunchError::Refused)?;
         let (handle, jobs) = self.prepare(&job, run, deployment).await;
         match jobs.create(&PostParams::default(), &job).await {
             Ok(_) => Ok(handle),
             // Created by an earlier attempt of this claim: the same run.
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(handle),
-            Err(e) => Err(explain(&e, "create", "jobs", &handle.namespace)),
+            Err(e) if unreachable(&e) => {
+                Err(LaunchError::Unreachable(explain(&e, "create", "jobs", &handle.namespace)))
+            }
+            Err(e) => Err(LaunchError::Refused(explain(&e, "create", "jobs", &handle.namespace))),
         }
     }
 
@@ -435,6 +448,7 @@ impl Infrastructure for KubernetesInfrastructure {
         match jobs.get_opt(&name).await {
             Ok(Some(_)) => Adoption::Handle(handle),
             Ok(None) => Adoption::Vanished(format!("its Job `{name}` in namespace `{namespace}` is gone")),
+            Err(e) if unreachable(&e) => Adoption::Unreachable(explain(&e, "get", "jobs", &namespace)),
             Err(e) => Adoption::Vanished(explain(&e, "get", "jobs", &namespace)),
         }
     }
