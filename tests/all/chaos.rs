@@ -52,7 +52,7 @@ async fn weft_runs_killed_at_random_points() {
     let mut rng = rng("weft_runs_killed_at_random_points");
     let backend = Backend::file();
     let mut killed = 0;
-    for batch in 0..4 {
+    for batch in 0..5 {
         let children: Vec<(Child, &str, u64)> = (0..5)
             .map(|_| {
                 let child = weft()
@@ -99,7 +99,7 @@ async fn weft_runs_killed_at_random_points() {
 }
 
 /// An agent whose runners, and itself, are killed or stopped at random
-/// points while it drains 24 runs: all end, none twice.
+/// points while it drains 25 runs: all end, none twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runners_and_the_agent_killed_at_random_points() {
     let mut rng = rng("runners_and_the_agent_killed_at_random_points");
@@ -109,7 +109,7 @@ async fn runners_and_the_agent_killed_at_random_points() {
         &format!("deployments:\n  - name: ticks\n    flow: {SLOW}\n    parameters: {{ticks: 20, interval_ms: 50}}\n"),
     );
     let store = backend.open();
-    let ids: Vec<String> = (0..24).map(|_| run_deployment(&backend, "ticks", &[])).collect();
+    let ids: Vec<String> = (0..25).map(|_| run_deployment(&backend, "ticks", &[])).collect();
     let agent_args = ["--heartbeat-timeout", "5s", "--limit", "4", "--grace", "2s"];
     let mut agent = Some(AgentProcess::start(&backend, "chaos", &agent_args));
     let mut faults: BTreeMap<&str, usize> = BTreeMap::new();
