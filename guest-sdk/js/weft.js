@@ -122,19 +122,43 @@ export function taskComponent(fn) {
 }
 
 /**
+ * The waits (ms) before each of `retries` retries under exponential backoff
+ * `{ initial, factor = 2, max = '10m', jitter = 0.2 }`: retry n waits
+ * `initial * factor ** (n - 1)`, at most `max`, varied at random by up to
+ * ±`jitter` of itself. Drawn afresh for each call.
+ */
+export function backoffDelays(retries, { initial, factor = 2, max = '10m', jitter = 0.2 }) {
+  if (initial === undefined) throw WeftError.fatal('retryBackoff needs `initial`, the first wait: { initial: "1s" }');
+  if (!(factor >= 1)) throw WeftError.fatal(`backoff factor ${factor} must be at least 1`);
+  if (!(jitter >= 0 && jitter <= 1)) throw WeftError.fatal(`backoff jitter ${jitter} must be between 0 and 1, such as 0.2`);
+  const [first, longest] = [milliseconds(initial), milliseconds(max)];
+  return Array.from({ length: retries }, (_, n) => {
+    const base = Math.min(first * factor ** n, longest);
+    return Math.max(0, Math.floor(base * (1 + jitter * (2 * Math.random() - 1))));
+  });
+}
+
+/**
  * Wraps a function as a task: each call is a task run the host records,
- * retries (`retries`, `retryDelay`: one wait or a list, the last repeating)
+ * retries (`retries`, `retryDelay`: one wait or a list, the last repeating;
+ * or `retryBackoff: { initial: '1s', factor: 2, max: '10m', jitter: 0.2 }`)
  * and caches (`cacheKey`: a string or a function of the arguments).
  * `timeout` ends the flow run when an attempt runs longer. The wrapped
  * function returns a promise.
  */
 export function task(name, options, fn) {
   if (typeof options === 'function') [options, fn] = [{}, options];
+  if (options.retryDelay !== undefined && options.retryBackoff !== undefined) {
+    throw WeftError.fatal('a task has either `retryDelay` (a wait or a list of waits) or `retryBackoff`, not both');
+  }
   const delays = options.retryDelay === undefined ? [] : [].concat(options.retryDelay);
-  const retryDelaysMs = delays.map((d) => BigInt(milliseconds(d)));
+  const fixedDelaysMs = delays.map((d) => BigInt(milliseconds(d)));
   const timeoutMs = options.timeout === undefined ? undefined : BigInt(milliseconds(options.timeout));
   return async (...args) => {
     const key = typeof options.cacheKey === 'function' ? options.cacheKey(...args) : options.cacheKey;
+    const retryDelaysMs = options.retryBackoff === undefined
+      ? fixedDelaysMs
+      : backoffDelays(options.retries ?? 0, options.retryBackoff).map((ms) => BigInt(ms));
     const outcome = wit.tasks.begin(name, {
       retries: options.retries ?? 0,
       retryDelaysMs,

@@ -72,11 +72,15 @@
 //!   `Clone` so that every attempt gets them.
 //! - `retry_delay = "2s"` or `retry_delay = ["1s", "10s", "1m"]`: the wait
 //!   before each retry (the last one repeats); an integer means seconds.
+//! - `retry_backoff(initial = "1s", factor = 2, max = "10m", jitter = 0.2)`:
+//!   instead of `retry_delay`, exponential backoff: retry n waits
+//!   `initial × factor^(n-1)`, at most `max`, varied at random by up to
+//!   ±`jitter` of itself (defaults: factor 2, max 10m, jitter 0.2).
 //! - `timeout = "30s"`: an attempt that runs longer ends the flow run as
 //!   failed (code in a component cannot be interrupted on its own).
 //! - `cache_key = <expression>`: a string built from the arguments; a later
-//!   call with the same key in the same flow run returns the recorded result
-//!   without running the body.
+//!   call with the same key, in this run or a later one, returns the recorded
+//!   result without running the body.
 //!
 //! Task components (separate components, possibly in another language) are
 //! called by name with [`call_task`], or started with [`submit_task`] and

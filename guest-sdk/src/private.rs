@@ -74,6 +74,28 @@ pub fn result<R: Serialize>(value: &R) -> Result<String, WitError> {
         .map_err(|e| WitError { message: format!("the result cannot be written as JSON: {e}"), retryable: false })
 }
 
+/// The waits before each of `retries` retries under exponential backoff:
+/// `initial × factor^(n-1)`, at most `max`, varied at random by up to
+/// ±`jitter` of itself (as the host does for task components), so that
+/// many failing tasks do not retry in lockstep.
+pub fn backoff_delays(retries: u32, initial_ms: u64, factor: f64, max_ms: u64, jitter: f64) -> Vec<u64> {
+    (0..retries)
+        .map(|n| {
+            let base = (initial_ms as f64 * factor.powi(i32::try_from(n).unwrap_or(i32::MAX))).min(max_ms as f64);
+            let varied = base * (1.0 + jitter * (2.0 * random_unit() - 1.0));
+            varied.max(0.0) as u64
+        })
+        .collect()
+}
+
+/// A random number in [0, 1): the standard library's hasher keys come
+/// from the host's `wasi:random`, and each new `RandomState` differs.
+fn random_unit() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let bits = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// Builds task options from the `#[task]` arguments.
 pub fn task_options(
     retries: u32,

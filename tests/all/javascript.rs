@@ -142,3 +142,15 @@ async fn a_javascript_flow_runs_through_the_agent_with_its_deployments_grant() {
     );
     drop(agent);
 }
+
+/// `task(name, { retryBackoff: {...} }, fn)`: exponential waits with jitter,
+/// drawn by the SDK for each call.
+#[test]
+fn a_javascript_task_retries_with_exponential_backoff() {
+    let flow = guest_component(Language::JavaScript, "tests/programs/js/backoff.js");
+    let output = weft().args(["run", flow.to_str().expect("utf-8")]).output().expect("weft run");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "\"ok on attempt 4\"\n");
+    let log = stderr(&output);
+    crate::assert_backoff(&crate::retry_waits_ms(log.lines()), &[20.0, 60.0, 100.0], 0.5);
+}

@@ -78,6 +78,26 @@ pub(crate) async fn run(path: &str, parameters: Value, limits: Limits) -> (FlowR
     (report, logs.lines())
 }
 
+/// The waits, in milliseconds, of the retries announced in `lines` (weft's
+/// "…; retrying in 23ms" warnings), in order.
+pub(crate) fn retry_waits_ms<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<f64> {
+    lines
+        .into_iter()
+        .filter_map(|line| line.rsplit_once("; retrying in ").map(|(_, wait)| wait.trim()))
+        .map(|wait| humantime::parse_duration(wait).unwrap_or_else(|e| panic!("{wait}: {e}")).as_secs_f64() * 1000.0)
+        .collect()
+}
+
+/// Asserts exponential backoff: `initial × factor^n`, at most `max`, each
+/// within ±`jitter`.
+pub(crate) fn assert_backoff(waits: &[f64], bases: &[f64], jitter: f64) {
+    assert_eq!(waits.len(), bases.len(), "{waits:?}");
+    for (wait, base) in waits.iter().zip(bases) {
+        let range = base * (1.0 - jitter)..=base * (1.0 + jitter);
+        assert!(range.contains(wait), "{wait}ms is not {base}ms ± {}%: {waits:?}", jitter * 100.0);
+    }
+}
+
 /// The warnings weft itself wrote into a run's log (retries), in order.
 pub(crate) fn weft_warnings(lines: &[LogLine]) -> Vec<&str> {
     lines

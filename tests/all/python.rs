@@ -98,3 +98,15 @@ async fn a_rust_flow_calls_a_python_task_component() {
     states.sort_by_key(|(_, state)| *state != State::Completed);
     assert_eq!(states, [("shout", State::Completed), ("shout", State::Completed), ("shout", State::Failed)]);
 }
+
+/// `@weft.task(retry_backoff=weft.backoff(...))`: exponential waits with
+/// jitter, drawn by the SDK for each call.
+#[test]
+fn a_python_task_retries_with_exponential_backoff() {
+    let flow = guest_component(Language::Python, "tests/programs/python/backoff.py");
+    let output = weft().args(["run", flow.to_str().expect("utf-8")]).output().expect("weft run");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "\"ok on attempt 4\"\n");
+    let log = stderr(&output);
+    crate::assert_backoff(&crate::retry_waits_ms(log.lines()), &[20.0, 60.0, 100.0], 0.5);
+}

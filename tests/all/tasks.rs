@@ -18,18 +18,24 @@ async fn a_task_that_fails_twice_succeeds_on_its_third_attempt() {
                 "value": "flaky: ok on attempt 3",
                 "calls": 3,
                 "fatal": "bad input: retrying cannot help",
+                "backs_off": "still failing",
             })
         }
     );
     let flaky = &report.task_runs[0];
     assert_eq!((flaky.name.as_str(), flaky.state, flaky.attempts), ("flaky", State::Completed, 3));
+    let warnings = crate::weft_warnings(&lines);
     assert_eq!(
-        crate::weft_warnings(&lines),
+        warnings[..2],
         [
             "Task run `flaky` attempt 1 failed: flaky: attempt 1 failed; retrying in 10ms",
             "Task run `flaky` attempt 2 failed: flaky: attempt 2 failed; retrying in 20ms",
         ]
     );
+    // Exponential backoff: 20ms, 60ms, then 100ms (the max), each ±50%.
+    crate::assert_backoff(&crate::retry_waits_ms(warnings[2..].iter().copied()), &[20.0, 60.0, 100.0], 0.5);
+    let backs_off = &report.task_runs[2];
+    assert_eq!((backs_off.name.as_str(), backs_off.state, backs_off.attempts), ("backs_off", State::Failed, 4));
     // A fatal error is not retried, whatever `retries` says.
     let fatal = &report.task_runs[1];
     assert_eq!((fatal.name.as_str(), fatal.state, fatal.attempts), ("fatal", State::Failed, 1));

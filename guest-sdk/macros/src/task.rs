@@ -9,8 +9,61 @@ use syn::{Expr, ExprLit, FnArg, ItemFn, Lit, Pat, spanned::Spanned};
 struct Options {
     retries: u32,
     retry_delays_ms: Vec<u64>,
+    backoff: Option<Backoff>,
     timeout_ms: Option<u64>,
     cache_key: Option<Expr>,
+}
+
+/// `retry_backoff(initial = "1s", factor = 2, max = "10m", jitter = 0.2)`.
+struct Backoff {
+    initial_ms: u64,
+    factor: f64,
+    max_ms: u64,
+    jitter: f64,
+}
+
+fn float(expr: &Expr) -> syn::Result<f64> {
+    match expr {
+        Expr::Lit(ExprLit { lit: Lit::Float(f), .. }) => f.base10_parse(),
+        Expr::Lit(ExprLit { lit: Lit::Int(i), .. }) => i.base10_parse::<u32>().map(f64::from),
+        other => Err(syn::Error::new(other.span(), "expected a number such as 2 or 0.2")),
+    }
+}
+
+fn parse_backoff(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<Backoff> {
+    let mut backoff = Backoff { initial_ms: 0, factor: 2.0, max_ms: 600_000, jitter: 0.2 };
+    let mut initial = false;
+    meta.parse_nested_meta(|inner| {
+        let key = inner.path.get_ident().map(ToString::to_string).unwrap_or_default();
+        let expr: Expr = inner.value()?.parse()?;
+        match key.as_str() {
+            "initial" => {
+                backoff.initial_ms = duration_ms(&expr)?;
+                initial = true;
+            }
+            "factor" => {
+                backoff.factor = float(&expr)?;
+                if backoff.factor < 1.0 {
+                    return Err(syn::Error::new(expr.span(), "`factor` must be at least 1"));
+                }
+            }
+            "max" => backoff.max_ms = duration_ms(&expr)?,
+            "jitter" => {
+                backoff.jitter = float(&expr)?;
+                if !(0.0..=1.0).contains(&backoff.jitter) {
+                    return Err(syn::Error::new(expr.span(), "`jitter` must be between 0 and 1, such as 0.2"));
+                }
+            }
+            _ => {
+                return Err(inner.error("unknown retry_backoff option: expected `initial`, `factor`, `max` or `jitter`"));
+            }
+        }
+        Ok(())
+    })?;
+    if !initial {
+        return Err(meta.error("retry_backoff needs `initial`, the first wait: retry_backoff(initial = \"1s\")"));
+    }
+    Ok(backoff)
 }
 
 pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
@@ -29,6 +82,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
                     other => vec![duration_ms(other)?],
                 };
             }
+            "retry_backoff" => options.backoff = Some(parse_backoff(&meta)?),
             "timeout" => {
                 let expr: Expr = meta.value()?.parse()?;
                 options.timeout_ms = Some(duration_ms(&expr)?);
@@ -36,13 +90,20 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             "cache_key" => options.cache_key = Some(meta.value()?.parse()?),
             _ => {
                 return Err(meta.error(
-                    "unknown #[weft::task] option: expected `retries`, `retry_delay`, `timeout` or `cache_key`",
+                    "unknown #[weft::task] option: expected `retries`, `retry_delay`, `retry_backoff`, `timeout` or \
+                     `cache_key`",
                 ));
             }
         }
         Ok(())
     });
-    syn::parse::Parser::parse2(parser, attr)?;
+    syn::parse::Parser::parse2(parser, attr.clone())?;
+    if options.backoff.is_some() && !options.retry_delays_ms.is_empty() {
+        return Err(syn::Error::new(
+            attr.span(),
+            "a task has either `retry_delay` (a wait or a list of waits) or `retry_backoff`, not both",
+        ));
+    }
 
     let mut func: ItemFn = syn::parse2(item)?;
     let sig = &func.sig;
@@ -95,8 +156,15 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         quote!(run_task_value)
     };
 
+    // Backoff waits are drawn afresh for each call, jitter included.
+    let delays = match &options.backoff {
+        Some(Backoff { initial_ms, factor, max_ms, jitter }) => {
+            quote!(&::weft::__private::backoff_delays(#retries, #initial_ms, #factor, #max_ms, #jitter))
+        }
+        None => quote!(&[#(#delays),*]),
+    };
     let block = quote! {{
-        let __weft_options = ::weft::__private::task_options(#retries, &[#(#delays),*], #timeout, #cache_key);
+        let __weft_options = ::weft::__private::task_options(#retries, #delays, #timeout, #cache_key);
         ::weft::__private::#runner(#name, __weft_options, move || -> #output {
             #(#clones)*
             #body

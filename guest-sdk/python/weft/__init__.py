@@ -26,7 +26,7 @@ with ``weft run etl.wasm -p count=3``.
 
 from ._errors import Error, TaskError
 from ._context import Context, context
-from ._flows import flow, task, task_component
+from ._flows import backoff, flow, task, task_component
 from ._tasks import SubmittedTask, call_task, submit_task
 from . import log
 from .log import get_run_logger
@@ -36,6 +36,7 @@ __all__ = [
     "Error",
     "SubmittedTask",
     "TaskError",
+    "backoff",
     "call_task",
     "context",
     "flow",

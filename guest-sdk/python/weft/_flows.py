@@ -2,6 +2,7 @@
 
 import functools
 import json
+import random
 import re
 
 from ._convert import encode
@@ -52,13 +53,48 @@ def seconds(value) -> float:
     return number * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
 
 
-def task(function=None, *, name: str = None, retries: int = 0, retry_delay=None, timeout=None, cache_key=None):
+class backoff:
+    """Exponential backoff with jitter, for ``@task(retry_backoff=...)``:
+    retry n waits ``initial * factor ** (n - 1)``, at most ``max``, varied at
+    random by up to ``jitter`` of itself, so that many failing tasks do not
+    retry in lockstep (as Prefect's ``exponential_backoff`` with
+    ``retry_jitter_factor``)."""
+
+    def __init__(self, initial, factor: float = 2, max="10m", jitter: float = 0.2):
+        if factor < 1:
+            raise Error.fatal(f"backoff factor {factor} must be at least 1")
+        if not 0 <= jitter <= 1:
+            raise Error.fatal(f"backoff jitter {jitter} must be between 0 and 1, such as 0.2")
+        self.initial, self.factor, self.max, self.jitter = seconds(initial), factor, seconds(max), jitter
+
+    def delays_ms(self, retries: int) -> list:
+        """The waits before each of ``retries`` retries, drawn afresh."""
+        waits = []
+        for n in range(retries):
+            base = min(self.initial * self.factor**n, self.max)
+            waits.append(int(base * (1 + self.jitter * (2 * random.random() - 1)) * 1000))
+        return waits
+
+
+def task(
+    function=None,
+    *,
+    name: str = None,
+    retries: int = 0,
+    retry_delay=None,
+    retry_backoff: backoff = None,
+    timeout=None,
+    cache_key=None,
+):
     """Marks a function as a task: each call is a task run the host records,
     retries (``retries``, with ``retry_delay``: one wait or a list, the last
-    repeating) and caches (``cache_key``: a string, or a function of the
-    task's arguments that returns one). ``timeout`` ends the flow run when an
-    attempt runs longer. Only retryable errors are retried: any exception but
-    ``weft.Error.fatal``."""
+    repeating; or ``retry_backoff=weft.backoff(initial="1s", factor=2,
+    max="10m", jitter=0.2)``) and caches (``cache_key``: a string, or a
+    function of the task's arguments that returns one). ``timeout`` ends the
+    flow run when an attempt runs longer. Only retryable errors are retried:
+    any exception but ``weft.Error.fatal``."""
+    if retry_delay is not None and retry_backoff is not None:
+        raise Error.fatal("a task has either `retry_delay` (a wait or a list of waits) or `retry_backoff`, not both")
     delays = retry_delay if isinstance(retry_delay, (list, tuple)) else ([retry_delay] if retry_delay else [])
     delays_ms = [int(seconds(d) * 1000) for d in delays]
     timeout_ms = int(seconds(timeout) * 1000) if timeout is not None else None
@@ -72,9 +108,8 @@ def task(function=None, *, name: str = None, retries: int = 0, retry_delay=None,
             from wit_world.imports import tasks as wit
 
             key = cache_key(*args, **kwargs) if callable(cache_key) else cache_key
-            options = wit.TaskOptions(
-                retries=retries, retry_delays_ms=delays_ms, timeout_ms=timeout_ms, cache_key=key
-            )
+            waits = retry_backoff.delays_ms(retries) if retry_backoff is not None else delays_ms
+            options = wit.TaskOptions(retries=retries, retry_delays_ms=waits, timeout_ms=timeout_ms, cache_key=key)
             outcome = wit.begin(task_name, options)
             if isinstance(outcome, wit.BeginOutcome_Cached):
                 return json.loads(outcome.value)
