@@ -3,6 +3,7 @@
 
 mod cache;
 mod deployment;
+pub mod job_template;
 mod logs;
 mod parameters;
 mod runs;

@@ -27,10 +27,7 @@ use crate::model::{
 use crate::sandbox::{Grants, LimitExceeded, Limits};
 pub use crate::sandbox::{StopSignal, Stopped};
 
-/// Set to `kubernetes` in a Job's flow container: a signal to the runner
-/// then [interrupts](StopSignal::interrupt) the run, and the agent records
-/// why Kubernetes stopped the pod.
-pub const INFRASTRUCTURE_ENV: &str = "WEFT_INFRASTRUCTURE";
+pub use crate::model::job_template::INFRASTRUCTURE_ENV;
 
 /// Everything needed to run a flow once, parameters already validated.
 #[derive(Debug, Clone)]

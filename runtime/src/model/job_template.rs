@@ -1,5 +1,7 @@
 //! Job templates: the base job template, a deployment's own template file,
-//! job variables, and the Job weft builds from them for one flow run.
+//! job variables, and the Job weft builds from them for one flow run. Plain
+//! rendering, no I/O: `weft deploy` checks a deployment's template with it
+//! and the Kubernetes agent builds its Jobs with it.
 //!
 //! Placeholders follow Prefect's work-pool templates: `{{ name }}` as a whole
 //! value becomes the variable's value, whatever its type; inside a longer
@@ -13,6 +15,11 @@ use serde_json::{Map, Value, json};
 
 /// The base job template, as `weft job-template` prints it.
 pub const BASE_JOB_TEMPLATE: &str = include_str!("base-job-template.yaml");
+
+/// Set to `kubernetes` in a Job's flow container: a signal to the runner
+/// then interrupts the run, and the agent records why Kubernetes stopped
+/// the pod.
+pub const INFRASTRUCTURE_ENV: &str = "WEFT_INFRASTRUCTURE";
 
 /// Labels every Job and pod weft makes carries.
 pub const RUN_ID_LABEL: &str = "weft.dev/flow-run-id";
@@ -273,7 +280,7 @@ impl JobTemplate {
         let mut ours = vec![
             ("WEFT_STORE", run.store_url.to_owned()),
             ("WEFT_RUN_ID", run.run_id.to_owned()),
-            (crate::runner::INFRASTRUCTURE_ENV, "kubernetes".to_owned()),
+            (INFRASTRUCTURE_ENV, "kubernetes".to_owned()),
         ];
         if !options.is_empty() {
             ours.push(("WEFT_STORE_OPTIONS", serde_json::to_string(&options).unwrap_or_default()));
