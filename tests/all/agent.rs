@@ -124,6 +124,19 @@ pub(crate) async fn wait_for(what: &str, timeout: Duration, mut check: impl Asyn
     }
 }
 
+/// Waits until every run of `ids` is in a final state.
+pub(crate) async fn wait_all_final(store: &Store, ids: &[String], timeout: Duration) {
+    wait_for("every run to end", timeout, async || {
+        for id in ids {
+            if !state(store, id).await.is_some_and(State::is_final) {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+}
+
 pub(crate) async fn state(store: &Store, id: &str) -> Option<State> {
     store.latest_state(id).await.expect("state").map(|(_, r)| r.state)
 }

@@ -146,15 +146,7 @@ async fn runners_and_the_agent_killed_at_random_points() {
     eprintln!("faults: {faults:?}");
     // The bound: the heartbeat timeout after the last fault, plus the runs
     // still queued, four at a time.
-    wait_for("every run to end", Duration::from_secs(120), async || {
-        for id in &ids {
-            if !state(&store, id).await.is_some_and(State::is_final) {
-                return false;
-            }
-        }
-        true
-    })
-    .await;
+    crate::agent::wait_all_final(&store, &ids, Duration::from_secs(120)).await;
     none_ran_twice(&store).await;
     drop(agent);
 }

@@ -12,11 +12,12 @@ use crate::fixtures::SLOW;
 use crate::store::Backend;
 use crate::{stderr, stdout, weft};
 
-/// A `weft run` of the slow flow (a tick every 100 ms for a minute), and
-/// the id of its run once it is Running.
-async fn slow_weft_run(backend: &Backend) -> (Child, String) {
+/// `weft run` with `args` on `backend`'s store, and the id of its run once
+/// the run is Running.
+pub(crate) async fn started_weft_run(backend: &Backend, args: &[&str]) -> (Child, String) {
     let child = weft()
-        .args(["run", SLOW, "-p", "ticks=600", "-p", "interval_ms=100"])
+        .arg("run")
+        .args(args)
         .args(backend.args())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -31,6 +32,12 @@ async fn slow_weft_run(backend: &Backend) -> (Child, String) {
     })
     .await;
     (child, id)
+}
+
+/// A `weft run` of the slow flow (a tick every 100 ms for a minute), and
+/// the id of its run once it is Running.
+async fn slow_weft_run(backend: &Backend) -> (Child, String) {
+    started_weft_run(backend, &[SLOW, "-p", "ticks=600", "-p", "interval_ms=100"]).await
 }
 
 async fn last_message(store: &Store, id: &str) -> String {

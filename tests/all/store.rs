@@ -535,22 +535,9 @@ pub(crate) mod failures {
     async fn a_run_whose_end_cannot_be_recorded_is_reported_loudly_and_never_completed() {
         let link = Link::to(&emulators::s3().endpoint);
         let backend = s3_through(&link);
-        let running = weft()
-            .args(["run", SLOW, "-p", "ticks=6", "-p", "interval_ms=300", "--record-patience", "3s"])
-            .args(backend.args())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("weft run");
+        let args = [SLOW, "-p", "ticks=6", "-p", "interval_ms=300", "--record-patience", "3s"];
+        let (running, id) = crate::stops::started_weft_run(&backend, &args).await;
         let store = backend.open();
-        let id = loop {
-            if let Some(id) = store.run_ids().await.expect("list").pop()
-                && store.latest_state(&id).await.expect("state").is_some()
-            {
-                break id;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
         link.cut();
         let output = running.wait_with_output().expect("wait");
         link.restore();
@@ -568,22 +555,9 @@ pub(crate) mod failures {
     async fn a_runs_end_waits_for_a_store_that_is_away_for_a_while() {
         let link = Link::to(&emulators::s3().endpoint);
         let backend = s3_through(&link);
-        let running = weft()
-            .args(["run", SLOW, "-p", "ticks=4", "-p", "interval_ms=250"])
-            .args(backend.args())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("weft run");
+        let args = [SLOW, "-p", "ticks=4", "-p", "interval_ms=250"];
+        let (running, id) = crate::stops::started_weft_run(&backend, &args).await;
         let store = backend.open();
-        let id = loop {
-            if let Some(id) = store.run_ids().await.expect("list").pop()
-                && store.latest_state(&id).await.expect("state").is_some()
-            {
-                break id;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
         link.cut();
         // The flow ends meanwhile; its end is retried.
         tokio::time::sleep(Duration::from_secs(5)).await;

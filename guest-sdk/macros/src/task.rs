@@ -55,7 +55,9 @@ fn parse_backoff(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<Backoff> 
                 }
             }
             _ => {
-                return Err(inner.error("unknown retry_backoff option: expected `initial`, `factor`, `max` or `jitter`"));
+                return Err(
+                    inner.error("unknown retry_backoff option: expected `initial`, `factor`, `max` or `jitter`")
+                );
             }
         }
         Ok(())

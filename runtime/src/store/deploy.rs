@@ -4,8 +4,8 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use super::{ArtifactError, ComponentSource, Store, StoreError};
-use crate::model::job_template::{JobRun, JobTemplate};
 use crate::engine::{inspect_flow, inspect_task};
+use crate::model::job_template::{JobRun, JobTemplate};
 use crate::model::{
     Deployment, DeploymentSpec, FlowRun, Infrastructure, ParameterError, ParameterOrigin, ParameterSchema, Parameters,
     State, StateRecord, TaskComponentRef,

@@ -127,15 +127,7 @@ async fn the_api_server_away_for_20_seconds_mid_run() {
     tokio::time::sleep(Duration::from_secs(20)).await;
     server.restore();
     let store = setup.backend.open();
-    wait_for("every run to end", Duration::from_secs(120), async || {
-        for id in &ids {
-            if !state(&store, id).await.is_some_and(State::is_final) {
-                return false;
-            }
-        }
-        true
-    })
-    .await;
+    crate::agent::wait_all_final(&store, &ids, Duration::from_secs(120)).await;
     for id in &ids {
         let history = states(&store, id).await;
         assert_eq!(history.iter().filter(|s| **s == State::Running).count(), 1, "{id}: {history:?}");

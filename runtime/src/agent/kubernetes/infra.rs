@@ -14,7 +14,7 @@ use kube::api::{Api, DeleteParams, LogParams, PostParams};
 use kube::runtime::watcher;
 use serde_json::Value;
 
-use super::watch::Retry;
+use super::watch::{self, Retry};
 use super::{JobRun, JobTemplate, RUN_ID_LABEL, Verdict, diagnose, job_name};
 use crate::agent::{Adoption, Exit, Infrastructure, LaunchError};
 use crate::model::{Deployment, FlowRun};
@@ -190,17 +190,7 @@ impl KubernetesInfrastructure {
         tokio::spawn(async move {
             let mut stream = watcher(jobs, job_config).boxed();
             let mut retry = Retry::default();
-            while let Some(event) = stream.next().await {
-                let event = match event {
-                    Ok(event) => {
-                        retry.ok("Jobs");
-                        event
-                    }
-                    Err(e) => {
-                        retry.failed("Jobs", &e).await;
-                        continue;
-                    }
-                };
+            while let Some(event) = watch::next(&mut stream, &mut retry, "Jobs").await {
                 let mut seen = observed.lock().unwrap_or_else(PoisonError::into_inner);
                 match event {
                     watcher::Event::Apply(job) | watcher::Event::InitApply(job) => {
@@ -223,17 +213,7 @@ impl KubernetesInfrastructure {
         tokio::spawn(async move {
             let mut stream = watcher(events, watcher::Config::default()).boxed();
             let mut retry = Retry::default();
-            while let Some(event) = stream.next().await {
-                let event = match event {
-                    Ok(event) => {
-                        retry.ok("Events");
-                        event
-                    }
-                    Err(e) => {
-                        retry.failed("Events", &e).await;
-                        continue;
-                    }
-                };
+            while let Some(event) = watch::next(&mut stream, &mut retry, "Events").await {
                 let (watcher::Event::Apply(event) | watcher::Event::InitApply(event)) = event else { continue };
                 let warning = event.type_.as_deref() == Some("Warning");
                 let reason = event.reason.clone().unwrap_or_default();
@@ -256,17 +236,7 @@ impl KubernetesInfrastructure {
         tokio::spawn(async move {
             let mut stream = watcher(pods.clone(), config).boxed();
             let mut retry = Retry::default();
-            while let Some(event) = stream.next().await {
-                let event = match event {
-                    Ok(event) => {
-                        retry.ok("pods");
-                        event
-                    }
-                    Err(e) => {
-                        retry.failed("pods", &e).await;
-                        continue;
-                    }
-                };
+            while let Some(event) = watch::next(&mut stream, &mut retry, "pods").await {
                 match event {
                     watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) | watcher::Event::Delete(pod) => {
                         let (id, logs) = {

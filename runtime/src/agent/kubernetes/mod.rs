@@ -8,9 +8,9 @@ mod watch;
 
 pub use diagnose::{Verdict, diagnose};
 
-pub use infra::{KubeHandle, KubernetesInfrastructure, RateLimit, explain, is_credential};
-pub use install::{AGENT_NAME, AGENT_RULES, InstallOptions, install_manifests};
 pub use crate::model::job_template::{
     BASE_JOB_TEMPLATE, DEPLOYMENT_LABEL, FLOW_LABEL, JobRun, JobTemplate, RUN_ID_LABEL, TemplateError, job_name,
     label_value,
 };
+pub use infra::{KubeHandle, KubernetesInfrastructure, RateLimit, explain, is_credential};
+pub use install::{AGENT_NAME, AGENT_RULES, InstallOptions, install_manifests};

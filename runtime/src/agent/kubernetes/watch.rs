@@ -7,12 +7,31 @@
 
 use std::time::Duration;
 
+use futures::{Stream, StreamExt};
 use kube::runtime::watcher;
 
 /// The first wait after a failure.
 const FIRST: Duration = Duration::from_millis(250);
 /// The longest wait between attempts while the server is away.
 const LONGEST: Duration = Duration::from_secs(2);
+
+/// The next event of a watch, riding out its errors as `retry` says;
+/// `None` when the stream ends.
+pub(super) async fn next<K>(
+    stream: &mut (impl Stream<Item = watcher::Result<watcher::Event<K>>> + Unpin),
+    retry: &mut Retry,
+    what: &str,
+) -> Option<watcher::Event<K>> {
+    loop {
+        match stream.next().await? {
+            Ok(event) => {
+                retry.ok(what);
+                return Some(event);
+            }
+            Err(e) => retry.failed(what, &e).await,
+        }
+    }
+}
 
 /// The state of one watch's retries.
 #[derive(Debug, Default)]
