@@ -29,6 +29,16 @@ fn the_guest_sees_nothing_of_the_host() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let seen: Value = serde_json::from_str(&stdout(&output)).expect("JSON result");
 
+    // What it does get: the time, a monotonic clock, random numbers.
+    let host_time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    assert!(seen["unix_time"].as_u64().is_some_and(|t| t.abs_diff(host_time) < 60), "{seen}");
+    assert!(seen["slept_ms"].as_u64().is_some_and(|ms| ms >= 20), "{seen}");
+    let again = weft()
+        .args(["run", SANDBOX_PROBE, "-p", "file=/none", "-p", "address=127.0.0.1:1", "-p", "variable=NONE"])
+        .output()
+        .expect("weft runs");
+    let again: Value = serde_json::from_str(&stdout(&again)).expect("JSON result");
+    assert_ne!(seen["random"], again["random"], "random numbers differ from run to run");
     assert_eq!(seen["read"], false, "{seen}");
     assert_eq!(seen["root_listed"], false, "{seen}");
     assert_eq!(seen["cwd_listed"], false, "{seen}");

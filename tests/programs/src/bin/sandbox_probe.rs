@@ -28,7 +28,21 @@ fn sandbox_probe(params: Params) -> serde_json::Value {
             .map(|addresses| addresses.map(|a| a.to_string()).collect::<Vec<_>>())
             .map_err(|e| e.to_string())
     });
+    // What every guest gets: the real time, a clock that moves, and random
+    // numbers (the standard library's hasher keys come from wasi:random, so
+    // they differ from run to run).
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let started = std::time::Instant::now();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let slept_ms = started.elapsed().as_millis();
+    let random = || {
+        use std::hash::{BuildHasher, Hasher};
+        std::collections::hash_map::RandomState::new().build_hasher().finish()
+    };
     json!({
+        "unix_time": now,
+        "slept_ms": slept_ms,
+        "random": random().to_string(),
         "read": read.is_ok(),
         "read_error": read.err(),
         "root_listed": root.is_ok(),
