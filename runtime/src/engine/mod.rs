@@ -3,11 +3,12 @@
 //! [`FlowComponent`] per component (compiled code and its `InstancePre`),
 //! both built once and reused; each run gets only a fresh `Store`.
 //!
-//! May call `host` (to fill the linker) and `model`; does no storage I/O.
+//! May call `host` (to fill the linker, and for the types a compiled
+//! component is prepared as), `model` and `sandbox`; does no storage I/O.
+//! Nothing below calls it.
 
 mod cache;
 mod component;
-mod limits;
 mod tasks;
 
 use std::sync::Arc;
@@ -21,8 +22,9 @@ pub use component::{
     AnnotateError, Annotations, ComponentError, ComponentInfo, MAX_FLOW_NAME, annotate, check_flow_name, inspect,
     inspect_flow, inspect_task,
 };
-pub(crate) use limits::MemoryLimiter;
-pub use tasks::{TaskBytes, TaskComponent, TaskComponents, TaskLoader, compile_later};
+pub use tasks::{TaskBytes, compile_later};
+
+pub use crate::host::{TaskComponent, TaskComponents, TaskLoader};
 
 use crate::host::{FlowPre, RunState, TaskPre};
 use crate::model::ParameterSchema;

@@ -2,15 +2,18 @@
 //! `context`, `tasks`, the guest's WASI context in `wasi`), and
 //! [`RunState`], the data of one flow's or task's `Store`.
 //!
-//! May call `model`, `sandbox` and `engine`'s compiled components; does no
+//! May call `model` and `sandbox`, never `engine`, which sits above it and
+//! prepares components against the linker and types defined here; does no
 //! storage I/O (log lines and task runs leave through the run's
 //! [`RunSink`](crate::model::RunSink) and its report).
 
 mod context;
 mod http;
+mod limits;
 mod log;
 mod name_lookup;
 mod task_components;
+mod task_registry;
 mod tasks;
 mod wasi;
 
@@ -21,10 +24,11 @@ use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+pub(crate) use self::limits::MemoryLimiter;
 pub(crate) use self::log::{CUT_MARK, LogCap, RunLog, cut};
 pub(crate) use self::task_components::{Inherited, TaskEnv};
+pub use self::task_registry::{TaskComponent, TaskComponents, TaskLoader};
 pub(crate) use self::tasks::TaskRuns;
-use crate::engine::MemoryLimiter;
 use crate::sandbox::{Grants, LimitExceeded, Limits, StopSignal, Stopped};
 
 mod bindings {

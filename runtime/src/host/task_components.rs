@@ -14,7 +14,7 @@ use wasmtime::Store;
 
 use super::bindings::weft::flow::types::Error as WitError;
 use super::{RunIdentity, RunLog, RunState, configure_store, trap_reason};
-use crate::engine::{TaskComponent, TaskComponents};
+use super::{TaskComponent, TaskComponents};
 use crate::model::{CachedResult, Digest, Level, LogSource, ResultCache, RunSink, State, TaskPolicy, TaskRun, new_id};
 use crate::sandbox::{Grants, LimitExceeded, Limits, StopSignal, Stopped};
 
