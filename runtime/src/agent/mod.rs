@@ -119,6 +119,12 @@ pub trait Infrastructure: Send + Sync {
     /// Lets go of what was kept about a run that has ended.
     fn forget(&self, _handle: &Self::Handle) {}
 
+    /// Notified when a runner may have ended, so that the agent looks at
+    /// once (and claims the next run) rather than at its next poll.
+    fn changes(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
+
     /// What happened to the run's infrastructure since the last call that a
     /// person should know (Kubernetes events: pulls, back-offs, kills), as
     /// (is it a warning, message). They go into the run's log.
@@ -258,10 +264,17 @@ impl<I: Infrastructure> Agent<I> {
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         tracing::info!(agent = %self.config.name, infrastructure = self.infra.kind(), store = self.store.url(), "agent started");
         tokio::pin!(shutdown);
+        let changes = self.infra.changes();
+        let changed = async || match &changes {
+            Some(notify) => notify.notified().await,
+            None => std::future::pending().await,
+        };
         loop {
             self.tick().await;
             tokio::select! {
                 () = tokio::time::sleep(self.config.poll_interval) => {}
+                // A runner ended: its slot is free for the next run now.
+                () = changed() => {}
                 () = &mut shutdown => break,
             }
         }

@@ -3,11 +3,12 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
+use tokio::sync::Notify;
 
 use super::{Adoption, Exit, Infrastructure, LaunchError};
 use crate::model::{Deployment, FlowRun};
@@ -24,14 +25,26 @@ pub struct ProcessInfrastructure {
     pub store_url: String,
     /// The store options the runners use.
     pub store_options: Vec<(String, String)>,
+    /// Notified when a runner's output ends, which is when it exits.
+    ended: Arc<Notify>,
 }
 
-/// A runner child process.
+impl ProcessInfrastructure {
+    /// Runners of `exe` (`weft`) on the store at `store_url` with `store_options`.
+    pub fn new(exe: PathBuf, store_url: String, store_options: Vec<(String, String)>) -> Self {
+        ProcessInfrastructure { exe, store_url, store_options, ended: Arc::new(Notify::new()) }
+    }
+}
+
+/// A runner child process, waited for by a task of its own.
 pub struct ProcessHandle {
-    child: Child,
+    pid: Option<u32>,
+    /// Set when the process has exited (and been reaped).
+    status: Arc<Mutex<Option<std::io::Result<ExitStatus>>>>,
     tail: Arc<Mutex<VecDeque<String>>>,
 }
 
+/// Keeps the last lines of a runner's output.
 fn keep_tail(stream: impl AsyncRead + Unpin + Send + 'static, tail: Arc<Mutex<VecDeque<String>>>) {
     tokio::spawn(async move {
         let mut lines = BufReader::new(stream).lines();
@@ -45,6 +58,18 @@ fn keep_tail(stream: impl AsyncRead + Unpin + Send + 'static, tail: Arc<Mutex<Ve
             tail.push_back(text);
         }
     });
+}
+
+/// Sends `signal` to a runner that has not been seen to exit (a pid is
+/// reused only after its process is reaped, which sets the status moments
+/// later).
+fn signal(handle: &ProcessHandle, signal: nix::sys::signal::Signal) {
+    let status = handle.status.lock().unwrap_or_else(PoisonError::into_inner);
+    if status.is_none()
+        && let Some(pid) = handle.pid.and_then(|p| i32::try_from(p).ok())
+    {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+    }
 }
 
 impl Infrastructure for ProcessInfrastructure {
@@ -76,7 +101,17 @@ impl Infrastructure for ProcessInfrastructure {
         if let Some(stderr) = child.stderr.take() {
             keep_tail(stderr, tail.clone());
         }
-        Ok(ProcessHandle { child, tail })
+        let pid = child.id();
+        let status = Arc::new(Mutex::new(None));
+        tokio::spawn({
+            let (status, ended) = (status.clone(), self.ended.clone());
+            async move {
+                let exit = child.wait().await;
+                *status.lock().unwrap_or_else(PoisonError::into_inner) = Some(exit);
+                ended.notify_one();
+            }
+        });
+        Ok(ProcessHandle { pid, status, tail })
     }
 
     // A restarted agent is not the parent of the runners it had: it follows
@@ -87,7 +122,10 @@ impl Infrastructure for ProcessInfrastructure {
 
     fn poll(&self, handle: &mut ProcessHandle) -> Option<Exit> {
         use std::os::unix::process::ExitStatusExt;
-        let status = handle.child.try_wait().ok()??;
+        let status = match handle.status.lock().unwrap_or_else(PoisonError::into_inner).as_ref()? {
+            Ok(status) => *status,
+            Err(e) => return Some(Exit { description: format!("it could not be waited for: {e}"), crash: None }),
+        };
         let description = match (status.code(), status.signal()) {
             (Some(code), _) => format!("exit status {code}"),
             (None, Some(signal)) => format!("signal {signal}"),
@@ -97,16 +135,18 @@ impl Infrastructure for ProcessInfrastructure {
     }
 
     fn stop(&self, handle: &mut ProcessHandle) {
-        if let Some(pid) = handle.child.id().and_then(|p| i32::try_from(p).ok()) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
-        }
+        signal(handle, nix::sys::signal::Signal::SIGTERM);
     }
 
     fn kill(&self, handle: &mut ProcessHandle) {
-        let _ = handle.child.start_kill();
+        signal(handle, nix::sys::signal::Signal::SIGKILL);
     }
 
     fn last_lines(&self, handle: &ProcessHandle) -> Vec<String> {
         handle.tail.lock().unwrap_or_else(PoisonError::into_inner).iter().cloned().collect()
+    }
+
+    fn changes(&self) -> Option<Arc<Notify>> {
+        Some(self.ended.clone())
     }
 }

@@ -198,7 +198,7 @@ pub(super) async fn agent(args: AgentArgs) -> Result<ExitCode, CommandError> {
     let store_options = args.store.all_options()?;
     match args.infra {
         Infra::Process => {
-            let infra = ProcessInfrastructure { exe, store_url, store_options };
+            let infra = ProcessInfrastructure::new(exe, store_url, store_options);
             Agent::new(store, infra, config).run(shutdown).await;
         }
         Infra::Kubernetes => {

@@ -96,6 +96,8 @@ pub struct KubernetesInfrastructure {
     limit: Arc<RateLimit>,
     observed: Arc<Mutex<Observed>>,
     watched: Mutex<HashSet<String>>,
+    /// Notified when a pod of a run in hand ends.
+    ended: Arc<tokio::sync::Notify>,
 }
 
 /// A flow run's Job.
@@ -132,6 +134,7 @@ impl KubernetesInfrastructure {
             defaults,
             limit: Arc::new(limit),
             observed: Arc::default(),
+            ended: Arc::default(),
             watched: Mutex::default(),
         }
     }
@@ -232,6 +235,7 @@ impl KubernetesInfrastructure {
         });
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let observed = self.observed.clone();
+        let pod_ended = self.ended.clone();
         let limit = self.limit.clone();
         tokio::spawn(async move {
             let mut stream = watcher(pods.clone(), config).boxed();
@@ -276,7 +280,15 @@ impl KubernetesInfrastructure {
                                     .insert(id.clone(), (lines, ended));
                             }
                         }
+                        let done = pod
+                            .status
+                            .as_ref()
+                            .and_then(|s| s.phase.as_deref())
+                            .is_some_and(|phase| matches!(phase, "Succeeded" | "Failed"));
                         observed.lock().unwrap_or_else(PoisonError::into_inner).pods.insert(id, pod);
+                        if done {
+                            pod_ended.notify_one();
+                        }
                     }
                     _ => {}
                 }
@@ -421,6 +433,10 @@ impl Infrastructure for KubernetesInfrastructure {
             Err(e) if unreachable(&e) => Adoption::Unreachable(explain(&e, "get", "jobs", &namespace)),
             Err(e) => Adoption::Vanished(explain(&e, "get", "jobs", &namespace)),
         }
+    }
+
+    fn changes(&self) -> Option<Arc<tokio::sync::Notify>> {
+        Some(self.ended.clone())
     }
 
     fn poll(&self, handle: &mut KubeHandle) -> Option<Exit> {
