@@ -247,6 +247,43 @@ async fn log_chunks_read_back_in_order(backend: &Backend) {
     }
 }
 
+/// However many task runs and lines a run makes between flushes, no chunk
+/// holds more than 2,000 of them, so that no reader has to load a huge one.
+#[tokio::test]
+async fn chunks_hold_at_most_two_thousand_entries() {
+    let backend = Backend::file();
+    let store = backend.open();
+    let id = weft::model::new_id();
+    let recorder = StoreRecorder::start(store.clone(), id.clone(), Duration::from_secs(3600));
+    for i in 0..5000 {
+        recorder.log(line(&format!("line {i}")));
+        recorder.task_run(&weft::model::TaskRun {
+            id: format!("task-{i:05}"),
+            name: "t".into(),
+            state: State::Completed,
+            component: None,
+            attempts: 1,
+            cached: false,
+            cache_key: None,
+            started: std::time::SystemTime::now(),
+            ended: Some(std::time::SystemTime::now()),
+            error: None,
+        });
+    }
+    recorder.finish().await.expect("finish");
+    let root = std::path::PathBuf::from(backend.args()[1].trim_start_matches("file://")).join("runs").join(&id);
+    for folder in ["logs", "tasks"] {
+        let chunks: Vec<_> = std::fs::read_dir(root.join(folder)).expect("chunks").map_while(Result::ok).collect();
+        assert!(chunks.len() >= 3, "{folder}: {} chunks", chunks.len());
+        for chunk in chunks {
+            let lines = std::fs::read_to_string(chunk.path()).expect("chunk").lines().count();
+            assert!(lines <= 2000, "{folder}/{:?} holds {lines} entries", chunk.file_name());
+        }
+    }
+    assert_eq!(store.task_runs(&id).await.expect("task runs").len(), 5000);
+    assert_eq!(store.read_logs(&id, None).await.expect("logs").0.len(), 5000);
+}
+
 async fn a_recorded_run_leaves_states_logs_tasks_and_result(backend: &Backend) {
     let store = backend.open();
     let flow = load(EXAMPLE_ETL);

@@ -12,7 +12,8 @@ use tokio::task::JoinHandle;
 use super::{Store, StoreError};
 use crate::model::{LogLine, RunSink, TaskRun};
 
-/// Lines buffered before a flush is started early.
+/// Lines (or task run snapshots) buffered before a flush is started early,
+/// and the most one chunk holds.
 const EARLY_FLUSH_LINES: usize = 2000;
 
 /// A [`RunSink`] that writes a run's logs and task runs to the store.
@@ -80,17 +81,27 @@ impl StoreRecorder {
             tasks.sort_by(|a, b| a.started.cmp(&b.started).then_with(|| a.id.cmp(&b.id)));
             (std::mem::take(&mut pending.logs), tasks)
         };
-        if !logs.is_empty()
-            && let Err(e) = self.store.append_logs(&self.run_id, &logs, &mut sequences.logs).await
-        {
-            self.restore(logs, tasks);
-            return Err(e);
+        // Chunks of at most EARLY_FLUSH_LINES entries each, so that readers
+        // never load a huge one.
+        let mut logs = logs;
+        while !logs.is_empty() {
+            let rest = logs.split_off(logs.len().min(EARLY_FLUSH_LINES));
+            if let Err(e) = self.store.append_logs(&self.run_id, &logs, &mut sequences.logs).await {
+                logs.extend(rest);
+                self.restore(logs, tasks);
+                return Err(e);
+            }
+            logs = rest;
         }
-        if !tasks.is_empty()
-            && let Err(e) = self.store.append_task_runs(&self.run_id, &tasks, &mut sequences.tasks).await
-        {
-            self.restore(Vec::new(), tasks);
-            return Err(e);
+        let mut tasks = tasks;
+        while !tasks.is_empty() {
+            let rest = tasks.split_off(tasks.len().min(EARLY_FLUSH_LINES));
+            if let Err(e) = self.store.append_task_runs(&self.run_id, &tasks, &mut sequences.tasks).await {
+                tasks.extend(rest);
+                self.restore(Vec::new(), tasks);
+                return Err(e);
+            }
+            tasks = rest;
         }
         Ok(())
     }
@@ -129,7 +140,13 @@ impl RunSink for StoreRecorder {
     }
 
     fn task_run(&self, task_run: &TaskRun) {
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        pending.tasks.insert(task_run.id.clone(), task_run.clone());
+        let full = {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            pending.tasks.insert(task_run.id.clone(), task_run.clone());
+            pending.tasks.len() >= EARLY_FLUSH_LINES
+        };
+        if full {
+            self.wake.notify_one();
+        }
     }
 }
