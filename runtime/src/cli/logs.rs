@@ -12,8 +12,10 @@ use super::terminal::{LogFormat, TerminalLogs};
 use crate::model::{Level, RunSink, State};
 use crate::store::Store;
 
-/// How often `--follow` looks for new log chunks.
-const FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
+/// How often `--follow` looks for new log chunks and the run's state: soon
+/// after something changed, less often while nothing does.
+const FOLLOW_FIRST: Duration = Duration::from_millis(50);
+const FOLLOW_LONGEST: Duration = Duration::from_millis(500);
 
 /// Print a flow run's logs, also after the process that ran it has exited.
 #[derive(Debug, Args)]
@@ -53,19 +55,23 @@ pub(super) async fn print_logs(
     follow: bool,
 ) -> Result<Option<State>, CommandError> {
     let mut last_chunk: Option<String> = None;
+    let mut seen_state = None;
+    let mut wait = FOLLOW_FIRST;
     loop {
         // Read the state first: lines written before a final state are all
         // in chunks by the time the state is, so one more read gets them all.
         let state = store.latest_state(id).await?.map(|(_, s)| s.state);
         let finished = !follow || state.is_some_and(State::is_final);
         let (lines, last) = store.read_logs(id, last_chunk.as_deref()).await?;
-        last_chunk = last;
+        let changed = !lines.is_empty() || state != seen_state;
+        (last_chunk, seen_state) = (last, state);
         for line in lines {
             printer.log(line);
         }
         if finished {
             return Ok(state);
         }
-        tokio::time::sleep(FOLLOW_INTERVAL).await;
+        wait = if changed { FOLLOW_FIRST } else { (wait * 2).min(FOLLOW_LONGEST) };
+        tokio::time::sleep(wait).await;
     }
 }
