@@ -97,6 +97,33 @@ fn a_refused_component_is_not_stored() {
     }
 }
 
+/// Runners starting the same new component at once on one host (an agent
+/// with a fresh cache and many queued runs) compile it once: one takes the
+/// cache entry's lock and compiles, the others wait and load its result.
+#[test]
+fn processes_starting_one_new_component_at_once_compile_it_once() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            crate::weft()
+                .args(["run", EXAMPLE_HELLO, "--store", "memory://"])
+                .env("WEFT_HOME", home.path())
+                .env("WEFT_LOG", "weft=debug")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("weft run")
+        })
+        .collect();
+    let mut compiled = 0;
+    for child in children {
+        let output = child.wait_with_output().expect("weft run exits");
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        compiled += stderr(&output).matches("compiled component").count();
+    }
+    assert_eq!(compiled, 1, "the component was compiled {compiled} times");
+}
+
 #[tokio::test]
 async fn compiled_code_is_cached_on_local_disk_and_a_bad_entry_is_recompiled() {
     use weft::model::{Digest, FlowRunOutcome};

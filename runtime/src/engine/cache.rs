@@ -59,6 +59,22 @@ impl CompiledCache {
         }
     }
 
+    /// Takes the lock on compiling `digest` on this host, waiting while
+    /// another process holds it: of many runners starting the same new
+    /// component at once, one compiles and the others load its result.
+    /// `None` when no lock can be had (the cache is then only slower).
+    pub(super) fn lock(&self, digest: &Digest) -> Option<std::fs::File> {
+        std::fs::create_dir_all(&self.dir).ok()?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join(format!(".{}.lock", digest.hex())))
+            .ok()?;
+        file.lock().ok()?;
+        Some(file)
+    }
+
     /// Saves a compilation; failures only cost a later recompile.
     pub(super) fn store(&self, component: &Component, digest: &Digest) {
         let write = || -> std::io::Result<()> {

@@ -179,14 +179,17 @@ impl Engine {
         cache_dir: &std::path::Path,
     ) -> Result<Component, ComponentError> {
         let cache = cache::CompiledCache::new(&self.inner.wasmtime, cache_dir);
-        Ok(match cache.load(&self.inner.wasmtime, digest) {
-            Some(component) => component,
-            None => {
-                let component = self.compile(bytes, source)?;
-                cache.store(&component, digest);
-                component
-            }
-        })
+        if let Some(component) = cache.load(&self.inner.wasmtime, digest) {
+            return Ok(component);
+        }
+        // Whoever held the lock before us may have compiled it meanwhile.
+        let _lock = cache.lock(digest);
+        if let Some(component) = cache.load(&self.inner.wasmtime, digest) {
+            return Ok(component);
+        }
+        let component = self.compile(bytes, source)?;
+        cache.store(&component, digest);
+        Ok(component)
     }
 
     fn compile(&self, bytes: &[u8], source: &str) -> Result<Component, ComponentError> {
