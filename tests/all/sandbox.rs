@@ -78,7 +78,7 @@ fn granted_names_resolve_and_no_other_does() {
     assert!(seen["lookup_error"].is_string(), "{seen}");
     let log = stderr(&output);
     assert!(
-        log.contains("name lookup of `example.com` denied: the names granted are localhost; to allow it, add `example.com:PORT` to `sandbox.hosts`"),
+        log.contains("name lookup of `example.com` denied: it is granted localhost; to allow it, add `example.com:PORT` to `sandbox.hosts`"),
         "{log}"
     );
 }

@@ -104,17 +104,12 @@ pub(super) async fn runs(command: RunsCommand) -> Result<ExitCode, CommandError>
 
 async fn cancel(args: CancelArgs) -> Result<ExitCode, CommandError> {
     let store = args.store.open()?;
-    if store.read_run(&args.id).await?.is_none() {
+    let Some(summary) = store.run_summary(&args.id).await? else {
         return Err(CommandError(format!("no flow run `{}` in store `{}` (see `weft runs ls`)", args.id, store.url())));
-    }
+    };
     // A run whose process vanished would stay Cancelling forever: nobody
     // is there to stop it, so it is ended here.
-    let stale = match store.latest_state(&args.id).await? {
-        Some((_, latest)) if matches!(latest.state, State::Running | State::Cancelling) => {
-            store.stale_since(&args.id, latest.time).await?
-        }
-        _ => None,
-    };
+    let stale = summary.stale_since;
     let decide = |current: Option<&StateRecord>| match current.map(|r| r.state) {
         Some(State::Running | State::Cancelling) if stale.is_some() => {
             let since = stale.map(time).unwrap_or_default();

@@ -22,7 +22,7 @@ pub use component::{
     AnnotateError, Annotations, ComponentError, ComponentInfo, MAX_FLOW_NAME, annotate, check_flow_name, inspect,
     inspect_flow, inspect_task,
 };
-pub use tasks::{TaskBytes, compile_later};
+pub use tasks::{TaskBytes, compile_later, compile_task};
 
 pub use crate::host::{TaskComponent, TaskComponents, TaskLoader};
 

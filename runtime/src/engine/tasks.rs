@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::host::TaskComponents;
+use crate::host::{TaskComponent, TaskComponents};
 use crate::model::{Digest, TaskPolicy};
 
 use super::TaskLoader;
@@ -43,7 +43,7 @@ impl TaskComponents {
 pub type TaskBytes = Pin<Box<dyn Future<Output = Result<Arc<[u8]>, String>> + Send>>;
 
 /// A loader that gets the bytes from `fetch`, then compiles them with
-/// `engine` on a blocking thread (compiling a large component takes seconds).
+/// [`compile_task`].
 pub fn compile_later(
     engine: &super::Engine,
     fetch: impl Fn() -> TaskBytes + Send + Sync + 'static,
@@ -55,14 +55,23 @@ pub fn compile_later(
     Box::new(move || {
         let bytes = fetch();
         let (engine, source, digest, cache_dir) = (engine.clone(), source.clone(), digest.clone(), cache_dir.clone());
-        Box::pin(async move {
-            let bytes = bytes.await?;
-            let named = source.clone();
-            tokio::task::spawn_blocking(move || {
-                engine.load_task(&bytes, &digest, &source, cache_dir.as_deref()).map_err(|e| e.to_string())
-            })
-            .await
-            .map_err(|e| format!("compiling `{named}` failed: {e}"))?
-        })
+        Box::pin(async move { compile_task(engine, bytes.await?, digest, source, cache_dir).await })
     })
+}
+
+/// Compiles a task component on a blocking thread (compiling a large
+/// component takes seconds), its code cached in `cache_dir`.
+pub async fn compile_task(
+    engine: super::Engine,
+    bytes: impl AsRef<[u8]> + Send + 'static,
+    digest: Digest,
+    source: String,
+    cache_dir: Option<std::path::PathBuf>,
+) -> Result<TaskComponent, String> {
+    let named = source.clone();
+    tokio::task::spawn_blocking(move || {
+        engine.load_task(bytes.as_ref(), &digest, &source, cache_dir.as_deref()).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| format!("compiling `{named}` failed: {e}"))?
 }

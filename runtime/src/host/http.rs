@@ -12,7 +12,6 @@ use std::sync::Arc;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 use super::{RunLog, RunState};
-use crate::model::{Level, LogSource};
 use crate::sandbox::Grants;
 
 /// The HTTP side of one store: its context and the policy hook.
@@ -71,22 +70,7 @@ impl WasiHttpHooks for HttpPolicy {
     ) -> Response {
         let (target, granted) = self.check(request.uri());
         if !granted {
-            let granted = if self.hosts.is_empty() {
-                "it is granted no hosts".to_owned()
-            } else {
-                let mut hosts: Vec<&str> = self.hosts.iter().map(String::as_str).collect();
-                hosts.sort_unstable();
-                format!("it is granted {}", hosts.join(", "))
-            };
-            self.log.emit(
-                Level::Warn,
-                LogSource::Weft,
-                format!(
-                    "HTTP request to `{target}` denied: {granted}; to allow it, add `{target}` to \
-                     `sandbox.hosts` in the deployment (or `weft run --allow-host {target}`)"
-                ),
-                Vec::new(),
-            );
+            self.log.denied(&format!("HTTP request to `{target}`"), self.hosts.iter().map(String::as_str), &target);
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
         wasmtime_wasi_http::default_hooks().send_request(request, options, fut)

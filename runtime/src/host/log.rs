@@ -84,6 +84,24 @@ impl RunLog {
         });
     }
 
+    /// Says in the run's log that the guest was refused `what` (`HTTP
+    /// request to `x``), what it is granted, and that adding `grant` to
+    /// `sandbox.hosts` allows it.
+    pub(crate) fn denied<'a>(&self, what: &str, granted: impl IntoIterator<Item = &'a str>, grant: &str) {
+        let mut granted: Vec<&str> = granted.into_iter().collect();
+        granted.sort_unstable();
+        let granted = if granted.is_empty() { "no hosts".to_owned() } else { granted.join(", ") };
+        self.emit(
+            Level::Warn,
+            LogSource::Weft,
+            format!(
+                "{what} denied: it is granted {granted}; to allow it, add `{grant}` to `sandbox.hosts` in the \
+                 deployment (or `weft run --allow-host {grant}`)"
+            ),
+            Vec::new(),
+        );
+    }
+
     /// Passes on the new state of a task run.
     pub(crate) fn task_run(&self, task_run: &TaskRun) {
         self.sink.task_run(task_run);

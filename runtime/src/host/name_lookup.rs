@@ -12,7 +12,6 @@ use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddress};
 use wasmtime_wasi::p2::{Network, Pollable, subscribe};
 
 use super::RunState;
-use crate::model::{Level, LogSource};
 
 /// The interface as wasmtime-wasi registers it; guests importing any
 /// 0.2.x version link to it.
@@ -70,21 +69,10 @@ fn lookup(state: &RunState, name: &str) -> Result<Vec<IpAddr>, ErrorCode> {
     if let Some(addresses) = state.names.get(&name) {
         return Ok(addresses.clone());
     }
-    let granted = if state.names.is_empty() {
-        "no host is granted".to_owned()
-    } else {
-        let mut names: Vec<&str> = state.names.keys().map(String::as_str).collect();
-        names.sort_unstable();
-        format!("the names granted are {}", names.join(", "))
-    };
-    state.log.emit(
-        Level::Warn,
-        LogSource::Weft,
-        format!(
-            "name lookup of `{name}` denied: {granted}; to allow it, add `{name}:PORT` to `sandbox.hosts` in the \
-             deployment (or `weft run --allow-host {name}:PORT`)"
-        ),
-        Vec::new(),
+    state.log.denied(
+        &format!("name lookup of `{name}`"),
+        state.names.keys().map(String::as_str),
+        &format!("{name}:PORT"),
     );
     Err(ErrorCode::PermanentResolverFailure)
 }

@@ -342,17 +342,9 @@ pub fn stored_task_components(
             Box::pin(async move {
                 let bytes =
                     store.fetch_artifact(&digest).await.map_err(|e| format!("its component could not be had: {e}"))?;
-                let compile = || {
-                    let (engine, digest, cache_dir) = (engine.clone(), digest.clone(), cache_dir.clone());
-                    async move {
-                        let source = digest.to_string();
-                        tokio::task::spawn_blocking(move || {
-                            engine.load_task(&bytes, &digest, &source, cache_dir.as_deref()).map_err(|e| e.to_string())
-                        })
-                        .await
-                        .map_err(|e| format!("compiling it failed: {e}"))?
-                    }
-                };
+                let source = digest.to_string();
+                let compile =
+                    || crate::engine::compile_task(engine.clone(), bytes, digest.clone(), source, cache_dir.clone());
                 with_shared_code(&engine, &store, &digest, cache_dir.as_deref(), key.as_ref(), compile).await
             })
         });
