@@ -53,10 +53,10 @@ async function tool(name) {
 }
 
 function witDir() {
-  for (const candidate of [join(sdk, 'wit'), resolve(sdk, '../../wit/weft-flow@0.1.0')]) {
+  for (const candidate of [join(sdk, 'wit'), resolve(sdk, '../../wit/weft-flow@0.2.0')]) {
     if (existsSync(join(candidate, 'worlds.wit'))) return candidate;
   }
-  fail('cannot find the weft WIT files (wit/ beside this file, or the repository\'s wit/weft-flow@0.1.0)');
+  fail('cannot find the weft WIT files (wit/ beside this file, or the repository\'s wit/weft-flow@0.2.0)');
 }
 
 const args = parseArgs(process.argv.slice(2));

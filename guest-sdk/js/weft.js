@@ -142,7 +142,9 @@ export function backoffDelays(retries, { initial, factor = 2, max = '10m', jitte
  * Wraps a function as a task: each call is a task run the host records,
  * retries (`retries`, `retryDelay`: one wait or a list, the last repeating;
  * or `retryBackoff: { initial: '1s', factor: 2, max: '10m', jitter: 0.2 }`)
- * and caches (`cacheKey`: a string or a function of the arguments).
+ * and caches (`cacheKey`: a string or a function of the arguments;
+ * `cacheExpiration`, a duration such as '1h', bounds how long a cached
+ * result is reused, forever without it).
  * `timeout` ends the flow run when an attempt runs longer. The wrapped
  * function returns a promise.
  */
@@ -154,6 +156,11 @@ export function task(name, options, fn) {
   const delays = options.retryDelay === undefined ? [] : [].concat(options.retryDelay);
   const fixedDelaysMs = delays.map((d) => BigInt(milliseconds(d)));
   const timeoutMs = options.timeout === undefined ? undefined : BigInt(milliseconds(options.timeout));
+  if (options.cacheExpiration !== undefined && options.cacheKey === undefined) {
+    throw WeftError.fatal('`cacheExpiration` needs a `cacheKey`: the results it expires are the ones cached under that key');
+  }
+  const cacheExpirationMs =
+    options.cacheExpiration === undefined ? undefined : BigInt(milliseconds(options.cacheExpiration));
   return async (...args) => {
     const key = typeof options.cacheKey === 'function' ? options.cacheKey(...args) : options.cacheKey;
     const retryDelaysMs = options.retryBackoff === undefined
@@ -164,6 +171,7 @@ export function task(name, options, fn) {
       retryDelaysMs,
       timeoutMs,
       cacheKey: key,
+      cacheExpirationMs,
     });
     if (outcome.tag === 'cached') return JSON.parse(outcome.val);
     const taskRunId = outcome.val;

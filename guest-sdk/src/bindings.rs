@@ -4,7 +4,7 @@
 #![allow(unsafe_code, missing_docs, unused_qualifications, clippy::all)]
 
 wit_bindgen::generate!({
-    path: "../wit/weft-flow@0.1.0",
+    path: "../wit/weft-flow@0.2.0",
     world: "flow",
     pub_export_macro: true,
     export_macro_name: "__export_flow",

@@ -81,6 +81,8 @@
 //! - `cache_key = <expression>`: a string built from the arguments; a later
 //!   call with the same key, in this run or a later one, returns the recorded
 //!   result without running the body.
+//! - `cache_expiration = "1h"`: with `cache_key`, how long a recorded result
+//!   is reused; without it, until the cache entry is deleted.
 //!
 //! Task components (separate components, possibly in another language) are
 //! called by name with [`call_task`], or started with [`submit_task`] and

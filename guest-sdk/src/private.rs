@@ -102,8 +102,9 @@ pub fn task_options(
     retry_delays_ms: &[u64],
     timeout_ms: Option<u64>,
     cache_key: Option<String>,
+    cache_expiration_ms: Option<u64>,
 ) -> TaskOptions {
-    TaskOptions { retries, retry_delays_ms: retry_delays_ms.to_vec(), timeout_ms, cache_key }
+    TaskOptions { retries, retry_delays_ms: retry_delays_ms.to_vec(), timeout_ms, cache_key, cache_expiration_ms }
 }
 
 /// Opens a task run; `Err(value)` is a cached result that decoded.

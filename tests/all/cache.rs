@@ -37,6 +37,32 @@ async fn an_in_component_tasks_result_is_reused_by_a_later_run_in_another_proces
     assert!(stdout(&shown).contains("Completed (cached)"), "{}", stdout(&shown));
 }
 
+/// Runs `flow` (with `args`) three times against one store: its task keeps
+/// a cached result for 4 s, is called twice per run, and says which flow
+/// run made its result. Asserts that a run reuses its own result, that the
+/// result expires, and that the next result replaces the expired one.
+pub(crate) fn assert_cached_result_expires(flow: &str, args: &[&str]) {
+    let backend = Backend::file();
+    let run = || {
+        let output = weft().args(["run", flow]).args(args).args(backend.args()).output().expect("weft run");
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let result = serde_json::from_str::<Value>(&stdout(&output)).expect("JSON");
+        let items = result["items"].as_array().expect("items").clone();
+        assert_eq!(items[0], items[1], "the second call in a run reuses the first's result: {result}");
+        items[0].as_str().expect("text").to_owned()
+    };
+    let made = run();
+    std::thread::sleep(Duration::from_millis(4200));
+    let remade = run();
+    assert_ne!(remade, made, "the expired result was not used");
+    assert_eq!(run(), remade, "the new result replaced the expired one");
+}
+
+#[test]
+fn an_in_component_tasks_cached_result_expires_and_is_replaced() {
+    assert_cached_result_expires(CACHED, &["-p", "expiring=true"]);
+}
+
 /// A run of the fan-out flow calling the worker task component with
 /// `input`, its results cached in `backend` as `policy` says.
 async fn cached_call(backend: &Backend, policy: &TaskPolicy, input: Value) -> (FlowRunReport, Value) {

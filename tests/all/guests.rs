@@ -48,7 +48,7 @@ pub(crate) fn guest_component(language: Language, source: &str) -> PathBuf {
     let source = root.join(source);
     let mut inputs = vec![source.clone()];
     inputs.extend(files(&root.join(sdk)));
-    inputs.extend(files(&root.join("wit/weft-flow@0.1.0")));
+    inputs.extend(files(&root.join("wit/weft-flow@0.2.0")));
     let mut content = Vec::new();
     for input in &inputs {
         content.extend(input.display().to_string().into_bytes());

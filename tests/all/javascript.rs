@@ -154,3 +154,10 @@ fn a_javascript_task_retries_with_exponential_backoff() {
     let log = stderr(&output);
     crate::assert_backoff(&crate::retry_waits_ms(log.lines()), &[20.0, 60.0, 100.0], 0.5);
 }
+
+/// `task(name, { cacheKey, cacheExpiration: '4s' }, fn)`.
+#[test]
+fn a_javascript_tasks_cached_result_expires() {
+    let flow = guest_component(Language::JavaScript, "tests/programs/js/cached.js");
+    crate::cache::assert_cached_result_expires(flow.to_str().expect("utf-8"), &[]);
+}

@@ -29,6 +29,7 @@ mod stops;
 mod store;
 mod task_components;
 mod tasks;
+mod wit_versions;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

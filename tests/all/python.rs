@@ -110,3 +110,10 @@ fn a_python_task_retries_with_exponential_backoff() {
     let log = stderr(&output);
     crate::assert_backoff(&crate::retry_waits_ms(log.lines()), &[20.0, 60.0, 100.0], 0.5);
 }
+
+/// `@weft.task(cache_key=..., cache_expiration="4s")`.
+#[test]
+fn a_python_tasks_cached_result_expires() {
+    let flow = guest_component(Language::Python, "tests/programs/python/cached.py");
+    crate::cache::assert_cached_result_expires(flow.to_str().expect("utf-8"), &[]);
+}

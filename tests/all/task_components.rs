@@ -16,7 +16,7 @@ use crate::store::Backend;
 use crate::{Captured, engine, load, stderr, stdout, weft, weft_output};
 
 /// Registers fixtures as task components: (name, fixture, policy).
-fn components(tasks: &[(&str, &str, TaskPolicy)]) -> TaskComponents {
+pub(crate) fn components(tasks: &[(&str, &str, TaskPolicy)]) -> TaskComponents {
     let mut components = TaskComponents::new();
     for (name, path, policy) in tasks {
         let bytes = std::fs::read(path).expect("fixture was built");
@@ -31,7 +31,7 @@ fn worker(name: &str) -> (&str, &'static str, TaskPolicy) {
 }
 
 /// Runs the fan-out flow over `jobs` with the given task components.
-async fn fan_out(
+pub(crate) async fn fan_out(
     jobs: Value,
     mode: &str,
     tasks: TaskComponents,

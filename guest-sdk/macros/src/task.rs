@@ -12,6 +12,7 @@ struct Options {
     backoff: Option<Backoff>,
     timeout_ms: Option<u64>,
     cache_key: Option<Expr>,
+    cache_expiration_ms: Option<u64>,
 }
 
 /// `retry_backoff(initial = "1s", factor = 2, max = "10m", jitter = 0.2)`.
@@ -90,16 +91,26 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
                 options.timeout_ms = Some(duration_ms(&expr)?);
             }
             "cache_key" => options.cache_key = Some(meta.value()?.parse()?),
+            "cache_expiration" => {
+                let expr: Expr = meta.value()?.parse()?;
+                options.cache_expiration_ms = Some(duration_ms(&expr)?);
+            }
             _ => {
                 return Err(meta.error(
-                    "unknown #[weft::task] option: expected `retries`, `retry_delay`, `retry_backoff`, `timeout` or \
-                     `cache_key`",
+                    "unknown #[weft::task] option: expected `retries`, `retry_delay`, `retry_backoff`, `timeout`, \
+                     `cache_key` or `cache_expiration`",
                 ));
             }
         }
         Ok(())
     });
     syn::parse::Parser::parse2(parser, attr.clone())?;
+    if options.cache_expiration_ms.is_some() && options.cache_key.is_none() {
+        return Err(syn::Error::new(
+            attr.span(),
+            "`cache_expiration` needs a `cache_key`: the results it expires are the ones cached under that key",
+        ));
+    }
     if options.backoff.is_some() && !options.retry_delays_ms.is_empty() {
         return Err(syn::Error::new(
             attr.span(),
@@ -146,6 +157,10 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         Some(expr) => quote!(::std::option::Option::Some(::std::string::ToString::to_string(&(#expr)))),
         None => quote!(::std::option::Option::None),
     };
+    let cache_expiration = match options.cache_expiration_ms {
+        Some(ms) => quote!(::std::option::Option::Some(#ms)),
+        None => quote!(::std::option::Option::None),
+    };
     let body = &func.block;
     let runner = if crate::returns_result(&func.sig.output) {
         quote!(run_task_result)
@@ -166,7 +181,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         None => quote!(&[#(#delays),*]),
     };
     let block = quote! {{
-        let __weft_options = ::weft::__private::task_options(#retries, #delays, #timeout, #cache_key);
+        let __weft_options = ::weft::__private::task_options(#retries, #delays, #timeout, #cache_key, #cache_expiration);
         ::weft::__private::#runner(#name, __weft_options, move || -> #output {
             #(#clones)*
             #body

@@ -23,10 +23,10 @@ SDK = Path(__file__).resolve().parent
 
 
 def wit_dir() -> Path:
-    for candidate in (SDK / "wit", SDK.parents[2] / "wit" / "weft-flow@0.1.0"):
+    for candidate in (SDK / "wit", SDK.parents[2] / "wit" / "weft-flow@0.2.0"):
         if (candidate / "worlds.wit").is_file():
             return candidate
-    sys.exit("weft build: cannot find the weft WIT files (weft/wit or the repository's wit/weft-flow@0.1.0)")
+    sys.exit("weft build: cannot find the weft WIT files (weft/wit or the repository's wit/weft-flow@0.2.0)")
 
 
 def tool(flag, env: str, name: str) -> str:

@@ -43,9 +43,12 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 
 
 def seconds(value) -> float:
-    """Seconds from a number or a text such as ``500ms``, ``10s``, ``5m``."""
+    """Seconds from a number, a ``datetime.timedelta``, or a text such as
+    ``500ms``, ``10s``, ``5m``."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if hasattr(value, "total_seconds"):
+        return value.total_seconds()
     match = _DURATION.match(str(value))
     if not match:
         raise Error.fatal(f"invalid duration {value!r}: write a number of seconds or 500ms, 10s, 5m, 1h")
@@ -85,12 +88,15 @@ def task(
     retry_backoff: backoff = None,
     timeout=None,
     cache_key=None,
+    cache_expiration=None,
 ):
     """Marks a function as a task: each call is a task run the host records,
     retries (``retries``, with ``retry_delay``: one wait or a list, the last
     repeating; or ``retry_backoff=weft.backoff(initial="1s", factor=2,
     max="10m", jitter=0.2)``) and caches (``cache_key``: a string, or a
-    function of the task's arguments that returns one). ``timeout`` ends the
+    function of the task's arguments that returns one; ``cache_expiration``,
+    a duration such as ``"1h"`` or a ``timedelta``, bounds how long a cached
+    result is reused, forever without it). ``timeout`` ends the
     flow run when an attempt runs longer. Only retryable errors are retried:
     any exception but ``weft.Error.fatal``."""
     if retry_delay is not None and retry_backoff is not None:
@@ -98,6 +104,9 @@ def task(
     delays = retry_delay if isinstance(retry_delay, (list, tuple)) else ([retry_delay] if retry_delay else [])
     delays_ms = [int(seconds(d) * 1000) for d in delays]
     timeout_ms = int(seconds(timeout) * 1000) if timeout is not None else None
+    if cache_expiration is not None and cache_key is None:
+        raise Error.fatal("`cache_expiration` needs a `cache_key`: the results it expires are the ones cached under that key")
+    expiration_ms = int(seconds(cache_expiration) * 1000) if cache_expiration is not None else None
 
     def wrap(function):
         task_name = name or function.__name__
@@ -109,7 +118,13 @@ def task(
 
             key = cache_key(*args, **kwargs) if callable(cache_key) else cache_key
             waits = retry_backoff.delays_ms(retries) if retry_backoff is not None else delays_ms
-            options = wit.TaskOptions(retries=retries, retry_delays_ms=waits, timeout_ms=timeout_ms, cache_key=key)
+            options = wit.TaskOptions(
+                retries=retries,
+                retry_delays_ms=waits,
+                timeout_ms=timeout_ms,
+                cache_key=key,
+                cache_expiration_ms=expiration_ms,
+            )
             outcome = wit.begin(task_name, options)
             if isinstance(outcome, wit.BeginOutcome_Cached):
                 return json.loads(outcome.value)

@@ -9,8 +9,19 @@ pub const SCHEMA_SECTION: &str = "weft:parameters-schema";
 /// The custom section holding the flow's name.
 pub const NAME_SECTION: &str = "weft:flow-name";
 
-const FLOW_EXPORT: &str = "weft:flow/flow-entry@0.1.0";
-const TASK_EXPORT: &str = "weft:flow/task-entry@0.1.0";
+/// The entry points' names, in the current `weft:flow` version; components
+/// built against an older served version export them under its number.
+const FLOW_EXPORT: &str = "weft:flow/flow-entry@0.2.0";
+const TASK_EXPORT: &str = "weft:flow/task-entry@0.2.0";
+
+/// Whether `export` is the interface `wanted` (a current name such as
+/// [`FLOW_EXPORT`]) in any `weft:flow` version weft serves.
+fn is_entry(export: &str, wanted: &str) -> bool {
+    let (Some((name, _)), Some((wanted, _))) = (export.split_once('@'), wanted.split_once('@')) else {
+        return false;
+    };
+    name == wanted && crate::host::WIT_VERSIONS.iter().any(|v| export.ends_with(&format!("@{v}")))
+}
 
 /// Why a component cannot be run as a flow.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -40,7 +51,7 @@ pub enum ComponentError {
     },
     /// It needs imports that weft does not provide.
     #[error(
-        "`{component}` imports something weft does not provide to flows (weft provides WASI 0.2 and `weft:flow@0.1.0`): {reason}"
+        "`{component}` imports something weft does not provide to flows (weft provides WASI 0.2 and `weft:flow` 0.2.0 and 0.1.0): {reason}"
     )]
     Imports {
         /// The component's path or URL.
@@ -77,19 +88,19 @@ pub struct ComponentInfo {
     pub parameters_schema: Option<Value>,
     /// The flow's name.
     pub flow_name: Option<String>,
-    /// What the component exports, by name (`weft:flow/flow-entry@0.1.0`).
+    /// What the component exports, by name (`weft:flow/flow-entry@0.2.0`).
     pub exports: Vec<String>,
 }
 
 impl ComponentInfo {
     /// Whether it exports the `flow` world's entry point.
     pub fn is_flow(&self) -> bool {
-        self.exports.iter().any(|e| e == FLOW_EXPORT)
+        self.exports.iter().any(|e| is_entry(e, FLOW_EXPORT))
     }
 
     /// Whether it exports the `task` world's entry point.
     pub fn is_task(&self) -> bool {
-        self.exports.iter().any(|e| e == TASK_EXPORT)
+        self.exports.iter().any(|e| is_entry(e, TASK_EXPORT))
     }
 }
 
@@ -101,10 +112,9 @@ pub fn inspect_task(bytes: &[u8], source: &str) -> Result<ComponentInfo, Compone
         return Ok(info);
     }
     let reason = if info.is_flow() {
-        format!(
-            "it is a flow (it exports `{FLOW_EXPORT}`), not a task component: build the task with \
-             `#[weft::task_component]` (or the `task` world of `weft:flow@0.1.0`)"
-        )
+        "it is a flow (it exports `weft:flow/flow-entry`), not a task component: build the task with \
+         `#[weft::task_component]` (or the `task` world of `weft:flow@0.2.0`)"
+            .to_owned()
     } else {
         not_exported(TASK_EXPORT, &info.exports, "`#[weft::task_component]`", "task")
     };
@@ -123,12 +133,12 @@ pub fn inspect_flow(bytes: &[u8], source: &str) -> Result<ComponentInfo, Compone
 
 /// Why a component exporting `exports` is not a flow, and the fix.
 fn not_a_flow(exports: &[String]) -> String {
-    if exports.iter().any(|e| e == TASK_EXPORT) {
-        format!("it is a task component (it exports `{TASK_EXPORT}`); run a flow that calls it instead")
+    if exports.iter().any(|e| is_entry(e, TASK_EXPORT)) {
+        "it is a task component (it exports `weft:flow/task-entry`); run a flow that calls it instead".to_owned()
     } else if let Some(run) = exports.iter().find(|e| e.starts_with("wasi:cli/run")) {
         format!(
             "it is a command (it exports `{run}`: a program with a `main`), not a flow: mark the flow function \
-             with `#[weft::flow]` (or implement the `flow` world of the `weft:flow@0.1.0` WIT package)"
+             with `#[weft::flow]` (or implement the `flow` world of the `weft:flow@0.2.0` WIT package)"
         )
     } else {
         not_exported(FLOW_EXPORT, exports, "`#[weft::flow]`", "flow")
@@ -136,10 +146,20 @@ fn not_a_flow(exports: &[String]) -> String {
 }
 
 fn not_exported(wanted: &str, exports: &[String], attribute: &str, world: &str) -> String {
+    let unserved = wanted.split_once('@').and_then(|(name, _)| {
+        exports.iter().find_map(|e| e.strip_prefix(name)?.strip_prefix('@').filter(|_| !is_entry(e, wanted)))
+    });
+    if let Some(version) = unserved {
+        return format!(
+            "it is built against `weft:flow@{version}`, which this weft does not serve (it serves {}): run it \
+             with a weft release that serves that version, or rebuild it with this release's SDK",
+            crate::host::WIT_VERSIONS.join(" and ")
+        );
+    }
     let listed = if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") };
     format!(
         "it does not export `{wanted}` (it exports: {listed}). Mark the entry function with {attribute}, or \
-         implement the `{world}` world of the `weft:flow@0.1.0` WIT package"
+         implement the `{world}` world of the `weft:flow@0.2.0` WIT package"
     )
 }
 
@@ -324,5 +344,18 @@ mod tests {
         assert!(matches!(inspect(core, "m.wasm"), Err(ComponentError::CoreModule { .. })));
         assert!(matches!(inspect(b"hello", "x.wasm"), Err(ComponentError::NotWasm { .. })));
         assert_eq!(name_from_source("/tmp/flows/etl.wasm"), "etl");
+    }
+
+    #[test]
+    fn entry_points_of_every_served_version_count_and_others_are_named() {
+        let info = |export: &str| ComponentInfo { exports: vec![export.to_owned()], ..ComponentInfo::default() };
+        assert!(info("weft:flow/flow-entry@0.2.0").is_flow());
+        assert!(info("weft:flow/flow-entry@0.1.0").is_flow());
+        assert!(info("weft:flow/task-entry@0.1.0").is_task());
+        assert!(!info("weft:flow/flow-entry@0.1.0").is_task());
+        let future = info("weft:flow/flow-entry@0.9.0");
+        assert!(!future.is_flow());
+        let reason = not_a_flow(&future.exports);
+        assert!(reason.contains("built against `weft:flow@0.9.0`") && reason.contains("0.2.0 and 0.1.0"), "{reason}");
     }
 }

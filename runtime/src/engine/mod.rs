@@ -242,7 +242,7 @@ impl Drop for Inner {
 
 /// A compiled flow, ready to instantiate any number of times.
 pub struct FlowComponent {
-    pub(crate) pre: FlowPre<RunState>,
+    pub(crate) pre: FlowPre,
     name: String,
     schema: Option<ParameterSchema>,
     source: String,

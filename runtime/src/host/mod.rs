@@ -15,12 +15,13 @@ mod name_lookup;
 mod task_components;
 mod task_registry;
 mod tasks;
+mod v0_1;
 mod wasi;
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::component::{HasSelf, InstancePre, Linker, ResourceTable};
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -33,7 +34,7 @@ use crate::sandbox::{Grants, LimitExceeded, Limits, StopSignal, Stopped};
 
 mod bindings {
     wasmtime::component::bindgen!({
-        path: "../wit/weft-flow@0.1.0",
+        path: "../wit/weft-flow@0.2.0",
         world: "flow",
         imports: {
             "weft:flow/tasks": async | trappable,
@@ -48,7 +49,7 @@ mod bindings {
 /// The `task` world: its export; its imports are the flow world's.
 mod task_bindings {
     wasmtime::component::bindgen!({
-        path: "../wit/weft-flow@0.1.0",
+        path: "../wit/weft-flow@0.2.0",
         world: "task",
         exports: { default: async },
         with: {
@@ -60,9 +61,72 @@ mod task_bindings {
     });
 }
 
-pub(crate) use bindings::FlowPre;
 pub(crate) use bindings::weft::flow::types::Error as WitError;
-pub(crate) use task_bindings::TaskPre;
+
+/// The `weft:flow` versions served, newest first: a component may be built
+/// against any of them.
+pub const WIT_VERSIONS: [&str; 2] = ["0.2.0", "0.1.0"];
+
+/// A flow ready to instantiate, by the `weft:flow` version it was built
+/// against.
+pub(crate) enum FlowPre {
+    Current(bindings::FlowPre<RunState>),
+    V0_1(v0_1::FlowPre<RunState>),
+}
+
+impl FlowPre {
+    /// Checks that `pre` exports a flow entry of a served version.
+    pub(crate) fn new(pre: InstancePre<RunState>) -> wasmtime::Result<Self> {
+        match bindings::FlowPre::new(pre.clone()) {
+            Ok(current) => Ok(FlowPre::Current(current)),
+            Err(error) => v0_1::FlowPre::new(pre).map(FlowPre::V0_1).map_err(|_| error),
+        }
+    }
+}
+
+/// A task component ready to instantiate, by the `weft:flow` version it was
+/// built against.
+pub(crate) enum TaskPre {
+    Current(task_bindings::TaskPre<RunState>),
+    V0_1(v0_1::TaskPre<RunState>),
+}
+
+impl TaskPre {
+    /// Checks that `pre` exports a task entry of a served version.
+    pub(crate) fn new(pre: InstancePre<RunState>) -> wasmtime::Result<Self> {
+        match task_bindings::TaskPre::new(pre.clone()) {
+            Ok(current) => Ok(TaskPre::Current(current)),
+            Err(error) => v0_1::TaskPre::new(pre).map(TaskPre::V0_1).map_err(|_| error),
+        }
+    }
+
+    pub(crate) fn engine(&self) -> &wasmtime::Engine {
+        match self {
+            TaskPre::Current(pre) => pre.engine(),
+            TaskPre::V0_1(pre) => pre.engine(),
+        }
+    }
+
+    /// Instantiates the task in `store` and runs it with `input` (a
+    /// `&String` because the generated `call_run` takes one).
+    #[allow(clippy::ptr_arg)]
+    pub(crate) async fn run(
+        &self,
+        store: &mut Store<RunState>,
+        input: &String,
+    ) -> wasmtime::Result<Result<String, WitError>> {
+        match self {
+            TaskPre::Current(pre) => {
+                let task = pre.instantiate_async(&mut *store).await?;
+                task.weft_flow_task_entry().call_run(&mut *store, input).await
+            }
+            TaskPre::V0_1(pre) => {
+                let task = pre.instantiate_async(&mut *store).await?;
+                task.weft_flow_task_entry().call_run(&mut *store, input).await
+            }
+        }
+    }
+}
 
 /// Who the run is, as the guest's `context.current` reports it.
 #[derive(Debug, Clone)]
@@ -146,7 +210,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
     bindings::weft::flow::log::add_to_linker::<RunState, HasSelf<RunState>>(linker, |s| s)?;
     bindings::weft::flow::context::add_to_linker::<RunState, HasSelf<RunState>>(linker, |s| s)?;
     bindings::weft::flow::tasks::add_to_linker::<RunState, HasSelf<RunState>>(linker, |s| s)?;
-    Ok(())
+    v0_1::add_to_linker(linker)
 }
 
 impl bindings::weft::flow::types::Host for RunState {}
@@ -226,10 +290,18 @@ fn recursion(backtrace: &WasmBacktrace) -> Option<(String, usize)> {
 
 /// Runs the flow's `run` export.
 pub(crate) async fn call_flow(
-    pre: &FlowPre<RunState>,
+    pre: &FlowPre,
     store: &mut Store<RunState>,
     parameters: String,
 ) -> wasmtime::Result<Result<String, WitError>> {
-    let flow = pre.instantiate_async(&mut *store).await?;
-    flow.weft_flow_flow_entry().call_run(&mut *store, &parameters).await
+    match pre {
+        FlowPre::Current(pre) => {
+            let flow = pre.instantiate_async(&mut *store).await?;
+            flow.weft_flow_flow_entry().call_run(&mut *store, &parameters).await
+        }
+        FlowPre::V0_1(pre) => {
+            let flow = pre.instantiate_async(&mut *store).await?;
+            flow.weft_flow_flow_entry().call_run(&mut *store, &parameters).await
+        }
+    }
 }

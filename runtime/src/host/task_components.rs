@@ -239,7 +239,6 @@ impl TaskEnv {
         );
     }
 
-    // `input` is a `&String` because the generated `call_run` takes one.
     #[allow(clippy::ptr_arg)]
     /// One attempt: a fresh store, the component instantiated, its `run`
     /// called, within its limits.
@@ -261,10 +260,7 @@ impl TaskEnv {
         let mut store = Store::new(component.pre.engine(), state);
         configure_store(&mut store, self.inherited.counts_fuel, limits.fuel)
             .map_err(|reason| failed(format!("task `{}` cannot start: {reason}", run.name)))?;
-        let call = async {
-            let instance = component.pre.instantiate_async(&mut store).await?;
-            instance.weft_flow_task_entry().call_run(&mut store, input).await
-        };
+        let call = component.pre.run(&mut store, input);
         // The epoch callback stops a task that computes past its deadline;
         // this stops one that waits (a sleep, a retry delay) past it.
         let returned = tokio::time::timeout(limits.timeout, call).await;

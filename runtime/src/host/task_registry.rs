@@ -9,12 +9,12 @@ use std::sync::Arc;
 
 use tokio::sync::OnceCell;
 
-use super::{RunState, TaskPre};
+use super::TaskPre;
 use crate::model::{Digest, TaskPolicy};
 
 /// A compiled task component, ready to instantiate any number of times.
 pub struct TaskComponent {
-    pub(crate) pre: TaskPre<RunState>,
+    pub(crate) pre: TaskPre,
     digest: Digest,
     source: String,
 }
@@ -26,7 +26,7 @@ impl std::fmt::Debug for TaskComponent {
 }
 
 impl TaskComponent {
-    pub(crate) fn new(pre: TaskPre<RunState>, digest: Digest, source: String) -> Self {
+    pub(crate) fn new(pre: TaskPre, digest: Digest, source: String) -> Self {
         TaskComponent { pre, digest, source }
     }
 

@@ -21,8 +21,8 @@ pub(crate) struct TaskRuns {
     records: Vec<TaskRun>,
     /// Open task runs, innermost last.
     open: Vec<OpenTask>,
-    /// Results by cache key.
-    cache: HashMap<String, String>,
+    /// Results by cache key, with when each expires.
+    cache: HashMap<String, (String, Option<SystemTime>)>,
     /// In a task component's store: its own task run, which lines and the
     /// context are attributed to when no in-component task is open.
     base: Option<(String, String)>,
@@ -92,17 +92,22 @@ fn attempt_deadline(options: &TaskOptions) -> Option<Instant> {
 
 impl Host for RunState {
     async fn begin(&mut self, name: String, options: TaskOptions) -> wasmtime::Result<BeginOutcome> {
-        let mut cached = options.cache_key.as_ref().and_then(|key| self.tasks.cache.get(key)).cloned();
+        let now = SystemTime::now();
+        let mut cached = options
+            .cache_key
+            .as_ref()
+            .and_then(|key| self.tasks.cache.get(key))
+            .filter(|(_, expires)| expires.is_none_or(|expires| now < expires))
+            .map(|(result, _)| result.clone());
         // Then the store's cache, which outlives the run.
         if let (None, Some(key), Some(store)) = (&cached, &options.cache_key, &self.cache) {
             let durable = durable_key(&self.identity.flow_name, &name, key);
             if let Some(entry) = store.get(&durable).await {
-                self.tasks.cache.insert(key.clone(), entry.result.clone());
+                self.tasks.cache.insert(key.clone(), (entry.result.clone(), entry.expires));
                 cached = Some(entry.result);
             }
         }
         let id = new_id();
-        let now = SystemTime::now();
         let mut record = TaskRun {
             id: id.clone(),
             name,
@@ -146,6 +151,8 @@ impl Host for RunState {
             Ok(result) => {
                 record.state = State::Completed;
                 if let Some(key) = record.cache_key.clone() {
+                    let created = SystemTime::now();
+                    let expires = open.options.cache_expiration_ms.map(|ms| created + Duration::from_millis(ms));
                     if let Some(store) = &self.cache {
                         store
                             .put(CachedResult {
@@ -153,12 +160,12 @@ impl Host for RunState {
                                 task: record.name.clone(),
                                 result: result.clone(),
                                 task_run_id: record.id.clone(),
-                                created: SystemTime::now(),
-                                expires: None,
+                                created,
+                                expires,
                             })
                             .await;
                     }
-                    self.tasks.cache.insert(key, result);
+                    self.tasks.cache.insert(key, (result, expires));
                 }
             }
             Err(error) if error.retryable && record.attempts <= open.options.retries => {
