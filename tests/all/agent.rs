@@ -176,7 +176,7 @@ fn hello_yaml(extra: &str) -> String {
     format!("deployments:\n  - name: hello\n    flow: {EXAMPLE_HELLO}\n{extra}")
 }
 
-fn slow_yaml(name: &str, extra: &str) -> String {
+pub(crate) fn slow_yaml(name: &str, extra: &str) -> String {
     format!("  - name: {name}\n    flow: {SLOW}\n    parameters: {{ticks: 40, interval_ms: 250}}\n{extra}")
 }
 
@@ -395,13 +395,18 @@ async fn a_failed_run_is_retried_as_new_attempts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_concurrency_limit_of_2_holds_under_20_queued_runs() {
+async fn a_concurrency_limit_of_2_holds_across_two_agents_under_20_queued_runs() {
     let backend = Backend::file();
     let yaml = format!("deployments:\n{}", slow_yaml("limited", "    concurrency_limit: 2\n"))
         .replace("ticks: 40, interval_ms: 250", "ticks: 2, interval_ms: 100");
     let _dir = deploy(&backend, &yaml);
     let ids: Vec<String> = (0..20).map(|_| run_deployment(&backend, "limited", &[])).collect();
-    let agent = AgentProcess::start(&backend, "a", &["--limit", "10"]);
+    // Two agents: one may take a slot for a run the other then claims; it
+    // gives back only its own.
+    let agents = (
+        AgentProcess::start(&backend, "a", &["--limit", "10"]),
+        AgentProcess::start(&backend, "b", &["--limit", "10"]),
+    );
     let store = backend.open();
     for id in &ids {
         wait_for("every run to complete", Duration::from_secs(120), async || {
@@ -409,10 +414,15 @@ async fn a_concurrency_limit_of_2_holds_under_20_queued_runs() {
         })
         .await;
     }
-    drop(agent);
-    // From the state histories: how many runs were Running at once, at most.
+    drop(agents);
+    assert_eq!(most_at_once(&store, &ids).await, 2, "never more than two at once, and the limit was used");
+}
+
+/// From the runs' state histories: how many were claimed and not yet
+/// Completed at one instant, at most.
+pub(crate) async fn most_at_once(store: &Store, ids: &[String]) -> i32 {
     let mut events = Vec::new();
-    for id in &ids {
+    for id in ids {
         for (_, record) in store.states(id).await.expect("states") {
             match record.state {
                 State::Pending => events.push((record.time, 1)),
@@ -427,7 +437,7 @@ async fn a_concurrency_limit_of_2_holds_under_20_queued_runs() {
         now += change;
         most = most.max(now);
     }
-    assert_eq!(most, 2, "never more than two at once, and the limit was used");
+    most
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,6 +23,7 @@ mod javascript;
 mod kubernetes;
 mod output_limits;
 mod parameters;
+mod pools;
 mod python;
 mod sandbox;
 mod stops;

@@ -114,6 +114,7 @@ fn new_run(id: &str, digest: Digest) -> FlowRun {
         sandbox: Default::default(),
         tasks: Default::default(),
         task_concurrency: None,
+        work_pool: None,
     }
 }
 

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub use kubernetes::{KubeHandle, KubernetesInfrastructure, RateLimit};
 pub use process::{ProcessHandle, ProcessInfrastructure};
 
-use crate::model::{Deployment, FlowRun, Level, LogLine, LogSource, Schedule, State, StateRecord};
+use crate::model::{Deployment, FlowRun, Level, LogLine, LogSource, Schedule, State, StateRecord, WorkPool};
 use crate::store::{Store, StoreError, TransitionOutcome};
 
 /// How a launched run's process (or pod) ended.
@@ -150,6 +150,9 @@ pub struct AgentConfig {
     pub heartbeat_timeout: Duration,
     /// How long a cancelled run's runner gets to stop before it is killed.
     pub cancel_grace: Duration,
+    /// The work pools whose runs it takes; none: the default pool of its
+    /// infrastructure type.
+    pub pools: Vec<String>,
 }
 
 impl Default for AgentConfig {
@@ -161,6 +164,7 @@ impl Default for AgentConfig {
             grace: Duration::from_secs(30),
             heartbeat_timeout: crate::store::STALE_AFTER,
             cancel_grace: Duration::from_secs(10),
+            pools: Vec::new(),
         }
     }
 }
@@ -190,6 +194,9 @@ pub struct Agent<I: Infrastructure> {
     adoption_pending: bool,
     /// Schedule ticks up to here have been turned into runs.
     scheduled_until: Option<SystemTime>,
+    /// The pools it serves, as last read, by revision: `None` for one that
+    /// does not exist or is of another type.
+    pools: HashMap<String, (u64, Option<WorkPool>)>,
 }
 
 /// What the agent still owes the store about a run.
@@ -254,6 +261,65 @@ impl<I: Infrastructure> Agent<I> {
             waiting: Vec::new(),
             adoption_pending: true,
             scheduled_until: None,
+            pools: HashMap::new(),
+        }
+    }
+
+    /// The names of the pools it serves.
+    fn served(&self) -> Vec<String> {
+        if self.config.pools.is_empty() { vec![self.infra.kind().to_owned()] } else { self.config.pools.clone() }
+    }
+
+    /// Reads again each served pool whose revision changed since the last
+    /// look: an edited template, limit or pause takes effect now.
+    async fn refresh_pools(&mut self) {
+        for name in self.served() {
+            let revision = match self.store.pool_revision(&name).await {
+                Ok(revision) => revision,
+                Err(e) => {
+                    tracing::warn!(pool = name, error = %e, "could not look at the work pool; keeping what was read before");
+                    continue;
+                }
+            };
+            let known = self.pools.get(&name).map(|(r, _)| *r);
+            if known == Some(revision) {
+                continue;
+            }
+            let pool = match self.store.pool(&name).await {
+                Ok(Some((_, pool))) if pool.kind.as_str() != self.infra.kind() => {
+                    tracing::error!(
+                        pool = name,
+                        "work pool `{name}` is a {} pool, and this agent runs {} infrastructure: not serving it",
+                        pool.kind,
+                        self.infra.kind()
+                    );
+                    None
+                }
+                Ok(Some((_, pool))) => {
+                    let (paused, limit) = (pool.paused, pool.concurrency_limit);
+                    if known.is_none() {
+                        tracing::info!(pool = name, revision, paused, limit, "serving work pool");
+                    } else {
+                        tracing::info!(
+                            pool = name,
+                            revision,
+                            paused,
+                            limit,
+                            "work pool `{name}` changed; its template, limit and paused flag apply from now on"
+                        );
+                    }
+                    Some(pool)
+                }
+                Ok(None) => {
+                    tracing::error!(pool = name, "work pool `{name}` does not exist: its runs wait until it does");
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(pool = name, error = %e, "could not read the work pool; will retry");
+                    continue;
+                }
+            };
+            self.pools.insert(name, (revision, pool));
         }
     }
 
@@ -262,7 +328,13 @@ impl<I: Infrastructure> Agent<I> {
     /// infrastructure whose runs [outlive the agent](Infrastructure::outlives_agent),
     /// leaves them running for the next agent to adopt.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
-        tracing::info!(agent = %self.config.name, infrastructure = self.infra.kind(), store = self.store.url(), "agent started");
+        tracing::info!(
+            agent = %self.config.name,
+            infrastructure = self.infra.kind(),
+            pools = self.served().join(","),
+            store = self.store.url(),
+            "agent started"
+        );
         tokio::pin!(shutdown);
         let changes = self.infra.changes();
         let changed = async || match &changes {
@@ -313,6 +385,7 @@ impl<I: Infrastructure> Agent<I> {
                 self.adoption_pending = true;
             }
         }
+        self.refresh_pools().await;
         self.relaunch().await;
         self.watch().await;
         if let Err(e) = self.schedule().await {
@@ -403,6 +476,12 @@ impl<I: Infrastructure> Agent<I> {
             && let Err(e) = self.store.release_slot(deployment, &run.id).await
         {
             tracing::warn!(run = %run.id, error = %e, "could not release the deployment's concurrency slot; will retry");
+            released = false;
+        }
+        if let Some(pool) = &run.work_pool
+            && let Err(e) = self.store.release_pool_slot(pool, &run.id).await
+        {
+            tracing::warn!(run = %run.id, error = %e, "could not release the work pool's concurrency slot; will retry");
             released = false;
         }
         if released && let Err(e) = self.store.forget_claim(&self.config.name, &run.id).await {
@@ -576,6 +655,10 @@ impl<I: Infrastructure> Agent<I> {
     }
 
     async fn claim(&mut self) -> Result<(), StoreError> {
+        if !self.pools.values().any(|(_, pool)| pool.as_ref().is_some_and(|p| !p.paused)) {
+            // Every pool it serves is paused (or unreadable): nothing to take.
+            return Ok(());
+        }
         let now = SystemTime::now();
         for queued in self.store.queue().await? {
             if queued.due > now || self.active.len() + self.waiting.len() >= self.config.limit {
@@ -590,7 +673,7 @@ impl<I: Infrastructure> Agent<I> {
 
     async fn claim_one(&mut self, queued: &crate::store::Queued) -> Result<(), StoreError> {
         let id = &queued.run_id;
-        let Some(run) = self.store.read_run(id).await? else {
+        let Some(mut run) = self.store.read_run(id).await? else {
             return self.store.dequeue(queued).await;
         };
         match self.store.latest_state(id).await?.map(|(_, r)| r.state) {
@@ -602,17 +685,36 @@ impl<I: Infrastructure> Agent<I> {
             Some(name) => self.store.deployment(name).await?,
             None => None,
         };
-        // Runs of a deployment for another infrastructure are another
-        // agent's to take.
-        let kind = deployment.as_ref().map_or("process", |d| d.infrastructure.kind());
-        if kind != self.infra.kind() {
+        // Runs of another pool are another agent's to take; a paused pool's
+        // wait.
+        let pool_name = match (&run.work_pool, &deployment) {
+            (Some(pool), _) => pool.clone(),
+            // Made before runs named their pool.
+            (None, Some(deployment)) => deployment.pool_name().to_owned(),
+            (None, None) => "process".to_owned(),
+        };
+        let Some((_, Some(pool))) = self.pools.get(&pool_name) else { return Ok(()) };
+        if pool.paused {
             return Ok(());
         }
+        let pool_limit = pool.concurrency_limit;
+        let deployment = deployment.map(|d| with_pool_template(d, pool));
+        run.work_pool = Some(pool_name.clone());
+        // Slots first, then the claim; a slot whose claim does not happen
+        // (another agent won the run, the pool is full) is given back.
+        let mut slots = Vec::new();
         let limit = deployment.as_ref().and_then(|d| d.concurrency_limit);
-        if let (Some(name), Some(limit)) = (&run.deployment, limit)
-            && self.store.acquire_slot(name, limit, id).await?.is_none()
-        {
-            return Ok(());
+        if let (Some(name), Some(limit)) = (&run.deployment, limit) {
+            match self.store.acquire_slot(name, limit, id).await? {
+                Some(slot) => slots.push(slot),
+                None => return Ok(()),
+            }
+        }
+        if let Some(limit) = pool_limit {
+            match self.store.acquire_pool_slot(&pool_name, limit, id).await? {
+                Some(slot) => slots.push(slot),
+                None => return self.give_back(&slots).await,
+            }
         }
         let claim = StateRecord::now(State::Pending, Some(format!("claimed by agent `{}`", self.config.name)))
             .by(&self.config.name);
@@ -623,14 +725,18 @@ impl<I: Infrastructure> Agent<I> {
             })
             .await?;
         if !matches!(outcome, TransitionOutcome::Written { .. }) {
-            if let Some(name) = &run.deployment {
-                self.store.release_slot(name, id).await?;
-            }
-            return Ok(());
+            return self.give_back(&slots).await;
         }
         self.store.mark_claimed(&self.config.name, id).await?;
         self.store.dequeue(queued).await?;
         self.launch(Waiting { run, deployment, since: Instant::now() }).await;
+        Ok(())
+    }
+
+    async fn give_back(&self, slots: &[crate::store::Slot]) -> Result<(), StoreError> {
+        for slot in slots {
+            self.store.give_back(slot).await?;
+        }
         Ok(())
     }
 
@@ -672,6 +778,15 @@ impl<I: Infrastructure> Agent<I> {
             }
         }
     }
+}
+
+/// The deployment as its runs are launched from `pool`: a deployment
+/// without a job template of its own gets the pool's.
+fn with_pool_template(mut deployment: Deployment, pool: &WorkPool) -> Deployment {
+    if deployment.job_template.is_none() {
+        deployment.job_template = pool.base_job_template.clone();
+    }
+    deployment
 }
 
 fn weft_line(run: &FlowRun, level: Level, message: String) -> LogLine {

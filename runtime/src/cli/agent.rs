@@ -81,6 +81,11 @@ pub struct AgentArgs {
     /// How the agent's own log is written (stderr).
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
+    /// A work pool whose runs this agent takes (repeatable); every pool
+    /// must be of the --infra type. Default: the pool named after --infra,
+    /// which deployments that name no pool use.
+    #[arg(long = "pool", value_name = "NAME", env = "WEFT_POOLS", value_delimiter = ',')]
+    pools: Vec<String>,
     /// Kubernetes: the kubeconfig file. Default: $KUBECONFIG, ~/.kube/config,
     /// or the pod's service account when the agent runs in a cluster.
     #[arg(long, value_name = "FILE")]
@@ -143,6 +148,9 @@ pub struct InstallArgs {
     /// variables), given to the agent and to every run.
     #[arg(long, value_name = "NAME")]
     store_secret: Option<String>,
+    /// A work pool the agent serves (repeatable; default: the `kubernetes` pool).
+    #[arg(long = "pool", value_name = "NAME")]
+    pools: Vec<String>,
 }
 
 fn host_name() -> String {
@@ -164,6 +172,7 @@ pub(super) async fn agent(args: AgentArgs) -> Result<ExitCode, CommandError> {
             rbac: install.rbac,
             job_namespaces: install.job_namespaces,
             store_secret: install.store_secret,
+            pools: install.pools,
         };
         print!("{}", install_manifests(&options).map_err(CommandError)?);
         return Ok(ExitCode::SUCCESS);
@@ -179,7 +188,22 @@ pub(super) async fn agent(args: AgentArgs) -> Result<ExitCode, CommandError> {
         grace: args.grace,
         heartbeat_timeout: args.heartbeat_timeout,
         cancel_grace: args.cancel_grace,
+        pools: args.pools.clone(),
     };
+    let kind = match args.infra {
+        Infra::Process => crate::model::PoolKind::Process,
+        Infra::Kubernetes => crate::model::PoolKind::Kubernetes,
+    };
+    for name in &args.pools {
+        let (_, pool) = store.pool_or_suggest(name).await?;
+        if pool.kind != kind {
+            return Err(CommandError(format!(
+                "work pool `{name}` is a {} pool and this agent runs {kind} infrastructure: start it with \
+                 `--infra {}`, or serve a {kind} pool",
+                pool.kind, pool.kind
+            )));
+        }
+    }
     let shutdown = async {
         use tokio::signal::unix::{SignalKind, signal};
         match signal(SignalKind::terminate()) {

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use super::logs::print_logs;
 use super::params::ParamArgs;
 use super::store_args::StoreArgs;
-use super::table::{OutputFormat, render, time};
+use super::table::{ListArgs, OutputFormat, render, time};
 use super::terminal::LogArgs;
 use super::{CommandError, EXIT_FAILED};
 use crate::model::{Deployment, RunSink, State};
@@ -19,23 +19,13 @@ use crate::store::Store;
 #[derive(Debug, Subcommand)]
 pub enum DeploymentCommand {
     /// List deployments.
-    Ls(LsArgs),
+    Ls(ListArgs),
     /// Show one deployment.
     Show(NameArgs),
     /// Delete a deployment (its runs stay).
     Delete(NameArgs),
     /// Schedule a run of a deployment now.
     Run(RunArgs),
-}
-
-/// `weft deployment ls`.
-#[derive(Debug, Args)]
-pub struct LsArgs {
-    /// Table for people, or JSON for scripts.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-    output: OutputFormat,
-    #[command(flatten)]
-    store: StoreArgs,
 }
 
 /// A deployment by name.
@@ -88,7 +78,7 @@ async fn find(store: &Store, name: &str) -> Result<Deployment, CommandError> {
     })
 }
 
-async fn ls(args: LsArgs) -> Result<ExitCode, CommandError> {
+async fn ls(args: ListArgs) -> Result<ExitCode, CommandError> {
     let store = args.store.open()?;
     let deployments = store.deployments().await?;
     if args.output == OutputFormat::Json {

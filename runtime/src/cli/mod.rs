@@ -9,6 +9,7 @@ mod job_template;
 mod limits;
 mod logs;
 mod params;
+mod pool;
 mod push;
 mod run;
 mod runner;
@@ -47,6 +48,8 @@ enum Command {
     Deploy(deploy::DeployArgs),
     #[command(subcommand)]
     Deployment(deployment::DeploymentCommand),
+    #[command(subcommand)]
+    Pool(pool::PoolCommand),
     #[command(subcommand)]
     Runs(runs::RunsCommand),
     Logs(logs::LogsArgs),
@@ -88,6 +91,7 @@ pub fn main() -> ExitCode {
             Command::Logs(args) => logs::logs(args).await,
             Command::Deploy(args) => deploy::deploy(args).await,
             Command::Deployment(command) => deployment::deployment(command).await,
+            Command::Pool(command) => pool::pool(command).await,
             Command::Runner(args) => runner::runner(args).await,
             Command::Agent(args) => agent::agent(args).await,
             Command::JobTemplate(args) => job_template::job_template(args),

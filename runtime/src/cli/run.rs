@@ -147,6 +147,7 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
         sandbox: sandbox.clone(),
         tasks,
         task_concurrency: args.task_concurrency,
+        work_pool: None,
     };
     store.create_run(&run).await?;
     request.limits = Limits { fuel: args.fuel, ..limits };

@@ -51,3 +51,13 @@ pub fn duration(d: std::time::Duration) -> String {
         humantime::format_duration(std::time::Duration::from_secs(d.as_secs())).to_string()
     }
 }
+
+/// What a listing command takes: the output format and the store.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Table for people, or JSON for scripts.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub store: super::store_args::StoreArgs,
+}

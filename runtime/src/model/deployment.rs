@@ -61,9 +61,15 @@ pub struct DeploymentSpec {
     /// What each run may use and reach.
     #[serde(default)]
     pub sandbox: Sandbox,
-    /// Where runs execute.
+    /// Where runs execute: `process` or `kubernetes` (the default pool of
+    /// that type), or a mapping with its job variables. Default: `process`,
+    /// or the type of `work_pool`.
     #[serde(default)]
-    pub infrastructure: Infrastructure,
+    pub infrastructure: Option<Infrastructure>,
+    /// The work pool its runs go to; default: the pool named after
+    /// `infrastructure`.
+    #[serde(default)]
+    pub work_pool: Option<super::WorkPoolSpec>,
 }
 
 /// A schedule: a cron expression in a time zone, or a fixed interval.
@@ -288,12 +294,23 @@ pub struct Deployment {
     /// Where runs execute.
     #[serde(default)]
     pub infrastructure: Infrastructure,
+    /// The work pool its runs go to, when not the default pool of its
+    /// infrastructure type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_pool: Option<String>,
     /// The text of the deployment's own job template file, read on deploy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_template: Option<String>,
     /// When it was last applied.
     #[serde(with = "super::rfc3339")]
     pub updated: SystemTime,
+}
+
+impl Deployment {
+    /// The work pool its runs go to.
+    pub fn pool_name(&self) -> &str {
+        self.work_pool.as_deref().unwrap_or(self.infrastructure.kind())
+    }
 }
 
 fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Schedule>, D::Error> {
@@ -681,7 +698,7 @@ deployments:
         assert_eq!(hourly.schedule.len(), 2);
         assert_eq!(hourly.schedule[0].interval, Some(Duration::from_secs(3600)));
         assert!(!hourly.schedule[1].active);
-        assert_eq!(hourly.infrastructure.kind(), "kubernetes");
+        assert_eq!(hourly.infrastructure.as_ref().map(Infrastructure::kind), Some("kubernetes"));
     }
 
     #[test]

@@ -214,6 +214,10 @@ pub struct FlowRun {
     /// core count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_concurrency: Option<u32>,
+    /// The work pool whose agents run it, fixed when it was created; none
+    /// for a run made by `weft run`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_pool: Option<String>,
 }
 
 /// One entry of a run's state history (`runs/<id>/states/<seq>.json`).

@@ -3,12 +3,12 @@
 use std::path::Path;
 use std::time::SystemTime;
 
-use super::{ArtifactError, ComponentSource, Store, StoreError};
+use super::{ArtifactError, ComponentSource, PoolError, Store, StoreError};
 use crate::engine::{inspect_flow, inspect_task};
 use crate::model::job_template::{JobRun, JobTemplate};
 use crate::model::{
     Deployment, DeploymentSpec, FlowRun, Infrastructure, ParameterError, ParameterOrigin, ParameterSchema, Parameters,
-    State, StateRecord, TaskComponentRef,
+    PoolKind, State, StateRecord, TaskComponentRef, WorkPool,
 };
 
 /// Why a deployment could not be applied.
@@ -72,7 +72,17 @@ impl Store {
             ComponentSource::parse(&resolved)
         };
 
-        if matches!(spec.infrastructure, Infrastructure::Kubernetes { .. }) && !self.is_cloud() {
+        // The pool: the one named, else the default pool of the
+        // infrastructure type. Its type decides where runs execute.
+        let pool = match &spec.work_pool {
+            Some(named) => Some(self.pool_or_suggest(&named.name).await.map_err(|e| match e {
+                PoolError::Store(e) => DeployError::Store(e),
+                e => invalid(e.to_string()),
+            })?),
+            None => None,
+        };
+        let infrastructure = infrastructure(spec, pool.as_ref().map(|(_, p)| p)).map_err(&invalid)?;
+        if matches!(infrastructure, Infrastructure::Kubernetes { .. }) && !self.is_cloud() {
             return Err(invalid(format!(
                 "it runs on Kubernetes, but the store `{}` is on this machine, where its pods cannot fetch the flow: \
                  deploy to a bucket the cluster can reach, e.g. `weft deploy --store s3://BUCKET/weft` (or gs://, az://); \
@@ -112,16 +122,21 @@ impl Store {
             })?;
             tasks.insert(task.clone(), TaskComponentRef { component: digest, policy: spec_task.policy.clone() });
         }
-        let job_template = match &spec.infrastructure {
+        let job_template = match &infrastructure {
             Infrastructure::Kubernetes { job_variables, job_template } => {
-                let (template, text) = match job_template {
-                    Some(path) => {
+                let pool_template = pool.as_ref().and_then(|(_, p)| p.base_job_template.as_ref().map(|t| (p, t)));
+                let (template, text) = match (job_template, pool_template) {
+                    (Some(path), _) => {
                         let full = base_dir.join(path);
                         let text = std::fs::read_to_string(&full)
                             .map_err(|e| invalid(format!("cannot read job template `{}`: {e}", full.display())))?;
                         (JobTemplate::parse(&text, path).map_err(|e| invalid(e.to_string()))?, Some(text))
                     }
-                    None => (JobTemplate::base(), None),
+                    (None, Some((pool, text))) => {
+                        let what = format!("of work pool `{}`", pool.name);
+                        (JobTemplate::parse(text, &what).map_err(|e| invalid(e.to_string()))?, None)
+                    }
+                    (None, None) => (JobTemplate::base(), None),
                 };
                 // Rendered now, so that a broken template or variable fails
                 // the deploy rather than a run hours later.
@@ -153,7 +168,8 @@ impl Store {
             retry_delay: spec.retry_delay,
             concurrency_limit: spec.concurrency_limit,
             sandbox: spec.sandbox.clone(),
-            infrastructure: spec.infrastructure.clone(),
+            work_pool: spec.work_pool.as_ref().map(|p| p.name.clone()).filter(|p| p != infrastructure.kind()),
+            infrastructure,
             job_template,
             updated: SystemTime::now(),
         };
@@ -197,6 +213,7 @@ impl Store {
             sandbox: deployment.sandbox.clone(),
             tasks: deployment.tasks.clone(),
             task_concurrency: deployment.task_concurrency,
+            work_pool: Some(deployment.pool_name().to_owned()),
         };
         let path = format!("runs/{}/run.json", run.id);
         let json = serde_json::to_vec(&run).map_err(|e| StoreError::Corrupt {
@@ -210,6 +227,38 @@ impl Store {
         self.transition(&run.id, |current| current.is_none().then(|| StateRecord::now(State::Scheduled, None))).await?;
         self.enqueue(&run.id, due).await?;
         Ok(Some(run))
+    }
+}
+
+/// Where a deployment's runs execute, from its `infrastructure:` and its
+/// work pool's type, which must agree.
+fn infrastructure(spec: &DeploymentSpec, pool: Option<&WorkPool>) -> Result<Infrastructure, String> {
+    let Some(pool) = pool else { return Ok(spec.infrastructure.clone().unwrap_or_default()) };
+    let variables = spec.work_pool.as_ref().map(|p| p.job_variables.clone()).unwrap_or_default();
+    match (pool.kind, spec.infrastructure.clone()) {
+        (PoolKind::Process, None | Some(Infrastructure::Process)) if variables.is_empty() => {
+            Ok(Infrastructure::Process)
+        }
+        (PoolKind::Process, None | Some(Infrastructure::Process)) => Err(format!(
+            "work pool `{}` is a process pool, which has no job variables: remove `work_pool.job_variables`",
+            pool.name
+        )),
+        (PoolKind::Kubernetes, None) => Ok(Infrastructure::Kubernetes { job_variables: variables, job_template: None }),
+        (PoolKind::Kubernetes, Some(Infrastructure::Kubernetes { job_variables, job_template })) => {
+            if !job_variables.is_empty() && !variables.is_empty() {
+                return Err("job variables are given both in `infrastructure` and in `work_pool`: keep them in \
+                            `work_pool.job_variables`"
+                    .to_owned());
+            }
+            let job_variables = if variables.is_empty() { job_variables } else { variables };
+            Ok(Infrastructure::Kubernetes { job_variables, job_template })
+        }
+        (kind, Some(other)) => Err(format!(
+            "`infrastructure: {}` does not match work pool `{}`, a {kind} pool: remove `infrastructure:` (the \
+             pool's type decides where runs execute)",
+            other.kind(),
+            pool.name
+        )),
     }
 }
 

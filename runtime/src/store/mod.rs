@@ -11,7 +11,7 @@
 //! runs/<id>/result.json           the flow's result
 //! cache/<sha256 of key>.json      task results cached across runs, create-only
 //! compiled/<engine>/<hex>.cwasm   compiled code, authenticated by the operator's code key
-//! cache/<sha256 of key>.json      task results cached across runs, create-only
+//! pools/<name>/<revision>.json    work pools, one create-only file per revision
 //! ```
 //!
 //! Sequence numbers are zero-padded so that listing order is numeric order.
@@ -22,6 +22,7 @@ mod artifacts;
 mod cache;
 mod compiled;
 mod deploy;
+mod pools;
 mod queue;
 mod recorder;
 mod runs;
@@ -38,7 +39,8 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 pub use artifacts::{ArtifactError, Check, ComponentSource, Pushed, split_artifact_url};
 pub use compiled::{CODE_KEY_ENV, CodeKey};
 pub use deploy::{DeployError, ScheduleError};
-pub use queue::{Heartbeat, Queued};
+pub use pools::PoolError;
+pub use queue::{Heartbeat, Queued, Slot};
 pub use recorder::StoreRecorder;
 pub use runs::{RunSummary, STALE_AFTER, TransitionOutcome};
 pub use url::{StoreLocation, default_store_url, weft_home};

@@ -29,6 +29,12 @@ pub struct Queued {
     marker: String,
 }
 
+/// A concurrency slot taken for a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    path: String,
+}
+
 /// A runner's sign of life.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Heartbeat {
@@ -120,24 +126,47 @@ impl Store {
     /// Takes one of a deployment's `limit` concurrency slots for a run:
     /// `Some(slot)`, or `None` when all are held. Slots are create-only
     /// objects, so agents sharing a store never exceed the limit together.
-    pub async fn acquire_slot(&self, deployment: &str, limit: u32, run_id: &str) -> Result<Option<u32>, StoreError> {
-        let held = self.list_names(&format!("slots/{deployment}")).await?;
+    pub async fn acquire_slot(&self, deployment: &str, limit: u32, run_id: &str) -> Result<Option<Slot>, StoreError> {
+        self.acquire_slot_in(&format!("slots/{deployment}"), limit, run_id).await
+    }
+
+    /// Gives back the slot a run holds, if it holds one.
+    pub async fn release_slot(&self, deployment: &str, run_id: &str) -> Result<(), StoreError> {
+        self.release_slot_in(&format!("slots/{deployment}"), run_id).await
+    }
+
+    /// Takes one of the `limit` slots in `folder` for a run.
+    pub(super) async fn acquire_slot_in(
+        &self,
+        folder: &str,
+        limit: u32,
+        run_id: &str,
+    ) -> Result<Option<Slot>, StoreError> {
+        let held = self.list_names(folder).await?;
         for slot in 0..limit {
             let name = slot.to_string();
             if held.contains(&name) {
                 continue;
             }
-            if self.create(&format!("slots/{deployment}/{name}"), Bytes::from(run_id.to_owned())).await? {
-                return Ok(Some(slot));
+            let path = format!("{folder}/{name}");
+            if self.create(&path, Bytes::from(run_id.to_owned())).await? {
+                return Ok(Some(Slot { path }));
             }
         }
         Ok(None)
     }
 
-    /// Gives back the slot a run holds, if it holds one.
-    pub async fn release_slot(&self, deployment: &str, run_id: &str) -> Result<(), StoreError> {
-        for slot in self.list_names(&format!("slots/{deployment}")).await? {
-            let path = format!("slots/{deployment}/{slot}");
+    /// Gives back a slot taken for a claim that did not happen. Only that
+    /// slot: two agents trying to claim one run may each hold a slot for
+    /// it, and the winner keeps its own.
+    pub async fn give_back(&self, slot: &Slot) -> Result<(), StoreError> {
+        self.delete(&slot.path).await
+    }
+
+    /// Gives back the slot in `folder` a run holds, if it holds one.
+    pub(super) async fn release_slot_in(&self, folder: &str, run_id: &str) -> Result<(), StoreError> {
+        for slot in self.list_names(folder).await? {
+            let path = format!("{folder}/{slot}");
             if self.get(&path).await?.is_some_and(|holder| holder == run_id.as_bytes()) {
                 self.delete(&path).await?;
             }

@@ -28,6 +28,8 @@ pub struct InstallOptions {
     pub job_namespaces: Vec<String>,
     /// A Secret holding the store's credentials, for the agent and the runs.
     pub store_secret: Option<String>,
+    /// The work pools the agent serves (default: the `kubernetes` pool).
+    pub pools: Vec<String>,
 }
 
 /// The verbs the agent needs, resource by resource.
@@ -84,7 +86,9 @@ pub fn install_manifests(options: &InstallOptions) -> Result<String, String> {
         "--infra".into(),
         "kubernetes".into(),
         "--name".into(),
-        AGENT_NAME.into(),
+        // Claims are recorded under the agent's name: agents of other pools
+        // (in other clusters) must not take each other's for their own.
+        if options.pools.is_empty() { AGENT_NAME.into() } else { format!("{AGENT_NAME}-{}", options.pools.join("-")) },
         "--log-format".into(),
         "json".into(),
         "--job-variable".into(),
@@ -92,6 +96,10 @@ pub fn install_manifests(options: &InstallOptions) -> Result<String, String> {
         "--job-variable".into(),
         format!("image={}", options.image),
     ];
+    for pool in &options.pools {
+        crate::model::check_pool_name(pool)?;
+        args.extend(["--pool".into(), pool.clone()]);
+    }
     let mut env = vec![json!({"name": "WEFT_STORE", "value": options.store})];
     if let Some((key, _)) = options.store_options.iter().find(|(key, _)| super::infra::is_credential(key)) {
         return Err(format!(

@@ -1,0 +1,244 @@
+//! Work pools in the store, as numbered revisions:
+//!
+//! ```text
+//! pools/<name>/<revision>.json    create-only; the highest is the pool now, or says it was deleted
+//! pool-slots/<pool>/<n>           a pool's concurrency slots, as deployments' slots
+//! ```
+//!
+//! Every change writes the next revision create-only. Two operators editing
+//! one pool at once both read revision N; one creates N+1, and the other's
+//! create fails, so it reads N+1 and applies its change again on top: no
+//! change is lost. Agents list a pool's folder on each poll and read the
+//! pool again only when its latest revision changed. The default pools
+//! (`process`, `kubernetes`) are revision 0 until someone edits them.
+
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::{Slot, Store, StoreError};
+use crate::model::{PoolKind, WorkPool, check_pool_name};
+
+/// A revision as stored: the pool, or its deletion.
+#[derive(Serialize, Deserialize)]
+struct Revision {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pool: Option<WorkPool>,
+    /// When it was written.
+    #[serde(with = "crate::model::rfc3339")]
+    written: SystemTime,
+}
+
+/// Revisions kept per pool; older ones are deleted after a write.
+const KEPT_REVISIONS: u64 = 10;
+
+/// How many times a change is applied again on top of another operator's.
+const ATTEMPTS: usize = 20;
+
+/// Why a pool could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// No pool of that name.
+    #[error("there is no work pool `{name}`{}; `weft pool ls` lists them, `weft pool create {name} --type ...` makes it", suggestion(.closest))]
+    NotFound {
+        /// The name asked for.
+        name: String,
+        /// The closest existing name.
+        closest: Option<String>,
+    },
+    /// `create` of a pool that exists.
+    #[error("work pool `{0}` exists already; `weft pool update {0}` changes it")]
+    Exists(String),
+    /// What was asked is not allowed.
+    #[error("{0}")]
+    Refused(String),
+    /// Too many other writers at once.
+    #[error("work pool `{0}` changed {ATTEMPTS} times while this change was being applied; try again")]
+    Contended(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn suggestion(closest: &Option<String>) -> String {
+    closest.as_ref().map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default()
+}
+
+fn folder(name: &str) -> String {
+    format!("pools/{name}")
+}
+
+fn revision_path(name: &str, revision: u64) -> String {
+    format!("pools/{name}/{revision:012}.json")
+}
+
+impl Store {
+    /// The latest revision number of a pool: 0 when it has none.
+    pub async fn pool_revision(&self, name: &str) -> Result<u64, StoreError> {
+        Ok(self
+            .list_names(&folder(name))
+            .await?
+            .iter()
+            .filter_map(|n| n.strip_suffix(".json")?.parse().ok())
+            .max()
+            .unwrap_or(0))
+    }
+
+    /// A pool and its revision; the default pools exist at revision 0 until
+    /// edited. `None` if there is no such pool.
+    pub async fn pool(&self, name: &str) -> Result<Option<(u64, WorkPool)>, StoreError> {
+        let revision = self.pool_revision(name).await?;
+        self.pool_at(name, revision).await
+    }
+
+    async fn pool_at(&self, name: &str, revision: u64) -> Result<Option<(u64, WorkPool)>, StoreError> {
+        if revision == 0 {
+            return Ok(PoolKind::of_default(name).map(|kind| (0, WorkPool::default_for(kind))));
+        }
+        match self.get_json::<Revision>(&revision_path(name, revision)).await? {
+            // Pruned between the listing and the read: a newer one exists.
+            None => Box::pin(self.pool(name)).await,
+            Some(Revision { pool: Some(pool), .. }) => Ok(Some((revision, pool))),
+            // Deleted; a default pool comes back as it was.
+            Some(Revision { pool: None, .. }) => {
+                Ok(PoolKind::of_default(name).map(|kind| (revision, WorkPool::default_for(kind))))
+            }
+        }
+    }
+
+    /// A pool, or an error naming the closest existing one.
+    pub async fn pool_or_suggest(&self, name: &str) -> Result<(u64, WorkPool), PoolError> {
+        if let Some(found) = self.pool(name).await? {
+            return Ok(found);
+        }
+        let names: Vec<String> = self.pools().await?.into_iter().map(|p| p.name).collect();
+        let closest = names
+            .into_iter()
+            .map(|n| (strsim::jaro_winkler(name, &n), n))
+            .filter(|(score, _)| *score > 0.7)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, n)| n);
+        Err(PoolError::NotFound { name: name.to_owned(), closest })
+    }
+
+    /// Every pool, the default ones included, by name.
+    pub async fn pools(&self) -> Result<Vec<WorkPool>, StoreError> {
+        let mut names = self.list_folders("pools").await?;
+        names.extend(PoolKind::ALL.iter().map(|k| k.as_str().to_owned()));
+        names.sort();
+        names.dedup();
+        let mut pools = Vec::new();
+        for name in names {
+            match self.pool(&name).await {
+                Ok(Some((_, pool))) => pools.push(pool),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(pool = name, error = %e, "skipping a work pool that cannot be read"),
+            }
+        }
+        Ok(pools)
+    }
+
+    /// Creates a pool; refused if one of that name exists.
+    pub async fn create_pool(&self, pool: WorkPool) -> Result<WorkPool, PoolError> {
+        check_pool_name(&pool.name).map_err(PoolError::Refused)?;
+        if PoolKind::of_default(&pool.name).is_some() {
+            return Err(PoolError::Exists(pool.name));
+        }
+        let name = pool.name.clone();
+        let revision = self.pool_revision(&name).await?;
+        if self.pool_at(&name, revision).await?.is_some() {
+            return Err(PoolError::Exists(name));
+        }
+        let mut pool = pool;
+        pool.updated = SystemTime::now();
+        if !self.write_revision(&name, revision + 1, Some(&pool)).await? {
+            // Someone else created it (or changed it) just now.
+            return Err(PoolError::Exists(name));
+        }
+        Ok(pool)
+    }
+
+    /// Applies `change` to the pool's latest revision and writes the next
+    /// one. When another writer got there first, `change` is applied again
+    /// on top of theirs.
+    pub async fn update_pool(
+        &self,
+        name: &str,
+        change: impl Fn(&mut WorkPool) -> Result<(), String>,
+    ) -> Result<(u64, WorkPool), PoolError> {
+        for _ in 0..ATTEMPTS {
+            let (revision, mut pool) = self.pool_or_suggest(name).await?;
+            change(&mut pool).map_err(PoolError::Refused)?;
+            pool.updated = SystemTime::now();
+            if self.write_revision(name, revision + 1, Some(&pool)).await? {
+                return Ok((revision + 1, pool));
+            }
+        }
+        Err(PoolError::Contended(name.to_owned()))
+    }
+
+    /// Deletes a pool. Refused for a default pool and for a pool that
+    /// deployments name (their runs would wait forever).
+    pub async fn delete_pool(&self, name: &str) -> Result<(), PoolError> {
+        if PoolKind::of_default(name).is_some() {
+            return Err(PoolError::Refused(format!(
+                "`{name}` is a default pool and cannot be deleted; `weft pool update {name}` changes it"
+            )));
+        }
+        let users: Vec<String> = self
+            .deployments()
+            .await?
+            .into_iter()
+            .filter(|d| d.pool_name() == name)
+            .map(|d| format!("`{}`", d.name))
+            .collect();
+        if !users.is_empty() {
+            return Err(PoolError::Refused(format!(
+                "work pool `{name}` is used by deployment {}: point them at another pool (or `weft deployment \
+                 delete` them) first",
+                users.join(", ")
+            )));
+        }
+        for _ in 0..ATTEMPTS {
+            let (revision, _) = self.pool_or_suggest(name).await?;
+            if self.write_revision(name, revision + 1, None).await? {
+                return Ok(());
+            }
+        }
+        Err(PoolError::Contended(name.to_owned()))
+    }
+
+    /// Creates revision `revision`: `Ok(false)` if another writer made it
+    /// first. Older revisions beyond [`KEPT_REVISIONS`] are deleted.
+    async fn write_revision(&self, name: &str, revision: u64, pool: Option<&WorkPool>) -> Result<bool, StoreError> {
+        let record = Revision { pool: pool.cloned(), written: SystemTime::now() };
+        let json = serde_json::to_vec_pretty(&record).map_err(|e| StoreError::Corrupt {
+            url: self.url().to_owned(),
+            path: revision_path(name, revision),
+            reason: e.to_string(),
+        })?;
+        if !self.create(&revision_path(name, revision), Bytes::from(json)).await? {
+            return Ok(false);
+        }
+        if revision > KEPT_REVISIONS {
+            let stale = revision - KEPT_REVISIONS;
+            for old in self.list_names(&folder(name)).await? {
+                if old.strip_suffix(".json").and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n <= stale) {
+                    self.delete(&format!("{}/{old}", folder(name))).await?;
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Takes one of a pool's `limit` concurrency slots for a run.
+    pub async fn acquire_pool_slot(&self, pool: &str, limit: u32, run_id: &str) -> Result<Option<Slot>, StoreError> {
+        self.acquire_slot_in(&format!("pool-slots/{pool}"), limit, run_id).await
+    }
+
+    /// Gives back the pool slot a run holds, if it holds one.
+    pub async fn release_pool_slot(&self, pool: &str, run_id: &str) -> Result<(), StoreError> {
+        self.release_slot_in(&format!("pool-slots/{pool}"), run_id).await
+    }
+}
