@@ -197,3 +197,49 @@ async fn a_pool_limit_of_2_holds_across_two_agents_under_20_runs() {
     drop((first, second));
     assert_eq!(most_at_once(&store, &ids).await, 2, "never more than two at once, and the limit was used");
 }
+
+#[test]
+fn a_prefect_work_pool_json_is_taken_as_is_and_its_variables_are_checked_at_deploy_and_at_run() {
+    let backend = Backend::s3();
+    let template = crate::kubernetes::PREFECT_WORK_POOL;
+    ok(pool(&backend, &["create", "k8s", "--type", "kubernetes", "--base-job-template", template]));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("weft.yaml");
+    let deploy_with = |variables: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "deployments:\n  - name: train\n    flow: {EXAMPLE_HELLO}\n    work_pool:\n      name: k8s\n      job_variables: {variables}\n"
+            ),
+        )
+        .expect("write");
+        weft().args(["deploy", "-f"]).arg(&file).args(backend.args()).output().expect("deploy")
+    };
+    ok(deploy_with("{cpu_request: 250m, image_pull_policy: Always}"));
+    let err = refused(deploy_with("{image_pull_policy: Sometimes}"));
+    assert!(err.contains("deployment `train` (") && err.contains("weft.yaml line 2)"), "{err}");
+    assert!(err.contains("job template `work pool k8s`: job variable `image_pull_policy`"), "{err}");
+    let err = refused(deploy_with("{cpu_request: lots}"));
+    assert!(err.contains("job variable `cpu_request`"), "{err}");
+    let err = refused(deploy_with("{job_patch: [{op: remove, path: /spec/nothing}]}"));
+    assert!(err.contains("job variable `job_patch`: operation 1"), "{err}");
+    let err = refused(deploy_with("{job_patch: [{op: add, path: /spec/template/spec/restartPolicy, value: Always}]}"));
+    assert!(err.contains("restartPolicy"), "a patched Job is checked as any Job: {err}");
+
+    // The pool's schema as it is when a run is asked for: a variable it
+    // now requires, which the deployment does not set, stops the run.
+    ok(deploy_with("{cpu_request: 250m}"));
+    let stricter = std::fs::read_to_string(template).expect("template").replace(
+        r#""type": "object",
+    "properties""#,
+        r#""type": "object",
+    "required": ["service_account_name"],
+    "properties""#,
+    );
+    let stricter_file = dir.path().join("stricter.json");
+    std::fs::write(&stricter_file, stricter).expect("write");
+    ok(pool(&backend, &["update", "k8s", "--base-job-template", stricter_file.to_str().expect("utf-8")]));
+    let err = refused(weft().args(["deployment", "run", "train"]).args(backend.args()).output().expect("run"));
+    assert!(err.contains("deployment `train` cannot make its runs' Job"), "{err}");
+    assert!(err.contains("job variable `service_account_name`"), "{err}");
+}

@@ -137,6 +137,12 @@ async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
     let store = args.store.open()?;
     let deployment = find(&store, &args.name).await?;
     let parameters = args.params.collect(&deployment.name, deployment.parameters_schema.as_ref())?;
+    store.check_job(&deployment).await.map_err(|reason| {
+        CommandError(format!(
+            "deployment `{}` cannot make its runs' Job: {reason}; fix its job variables and `weft deploy` it again",
+            deployment.name
+        ))
+    })?;
     let run = store
         .schedule_run(&deployment, parameters, SystemTime::now(), None, 1)
         .await?

@@ -39,11 +39,14 @@ pub struct TemplateError {
 }
 
 /// A job template: variables with defaults, and the Job with placeholders.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct JobTemplate {
     name: String,
     defaults: BTreeMap<String, Value>,
     job: Value,
+    /// A Prefect work-pool template's variables schema, which the variables
+    /// must pass.
+    schema: Option<std::sync::Arc<super::ParameterSchema>>,
 }
 
 /// What one flow run contributes to its Job.
@@ -84,6 +87,16 @@ impl JobTemplate {
         let Value::Object(mut top) = document else {
             return Err(error("expected a mapping: a Job manifest, or `variables` and `job`".into()));
         };
+        if top.contains_key("job_configuration") {
+            return Self::parse_prefect(top, name);
+        }
+        // A whole work pool, as `prefect work-pool inspect --output json`
+        // prints it: its template is inside.
+        if let Some(Value::Object(inner)) = top.get("base_job_template")
+            && inner.contains_key("job_configuration")
+        {
+            return Self::parse_prefect(inner.clone(), name);
+        }
         let (variables, job) = match (top.remove("job"), top.get("kind").and_then(Value::as_str)) {
             (Some(job), _) => (top.remove("variables"), job),
             (None, Some("Job")) => (None, Value::Object(top)),
@@ -108,7 +121,77 @@ impl JobTemplate {
         if job.get("kind").and_then(Value::as_str).is_none_or(|k| k != "Job") {
             return Err(error("`job` must be a Job manifest with `kind: Job`".into()));
         }
-        Ok(JobTemplate { name: name.to_owned(), defaults, job })
+        Ok(JobTemplate { name: name.to_owned(), defaults, job, schema: None })
+    }
+
+    /// A Prefect 3 work-pool template, as `prefect work-pool inspect` shows
+    /// its `base_job_template`: `job_configuration.job_manifest` is the
+    /// Job, and `variables` is the JSON Schema of the variables, with
+    /// their defaults. A variable without a default keeps weft's, if weft
+    /// has one (the image: Prefect's would not hold weft).
+    fn parse_prefect(mut top: Map<String, Value>, name: &str) -> Result<Self, TemplateError> {
+        let error = |message: String| TemplateError { template: name.to_owned(), message };
+        let Some(Value::Object(mut configuration)) = top.remove("job_configuration") else {
+            return Err(error("`job_configuration` must be a mapping holding `job_manifest`".into()));
+        };
+        let job = configuration.remove("job_manifest").ok_or_else(|| {
+            error("`job_configuration` has no `job_manifest`: the Job that each flow run becomes".into())
+        })?;
+        if job.get("kind").and_then(Value::as_str) != Some("Job") {
+            return Err(error("`job_configuration.job_manifest` must be a Job manifest with `kind: Job`".into()));
+        }
+        let schema = top.remove("variables").unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+        let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+            return Err(error("`variables` must be a JSON Schema object with `properties`".into()));
+        };
+        let mut defaults = Self::base().defaults;
+        for (key, spec) in properties {
+            match spec.get("default") {
+                Some(default) => {
+                    defaults.insert(key.clone(), default.clone());
+                }
+                None => {
+                    defaults.entry(key.clone()).or_insert(Value::Null);
+                }
+            }
+        }
+        // The worker settings beside the manifest: the one weft has an
+        // equivalent for becomes its default.
+        let seconds = match configuration.get("pod_watch_timeout_seconds") {
+            Some(Value::String(text)) => whole_placeholder(text.trim()).and_then(|v| defaults.get(v)?.as_u64()),
+            Some(value) => value.as_u64(),
+            None => None,
+        };
+        if let Some(seconds) = seconds {
+            defaults.insert("pod_watch_timeout".into(), json!(seconds));
+        }
+        let schema = super::ParameterSchema::new(schema)
+            .map_err(|e| error(format!("`variables` is not a usable JSON Schema: {e}")))?;
+        Ok(JobTemplate { name: name.to_owned(), defaults, job, schema: Some(std::sync::Arc::new(schema)) })
+    }
+
+    /// Checks the variables a run's Job gets against the template's schema
+    /// (a Prefect work-pool template's `variables`): types, required,
+    /// enums. Unset variables (null) are left out, as they are of the Job.
+    fn check_variables(&self, values: &BTreeMap<String, Value>) -> Result<(), TemplateError> {
+        let Some(schema) = &self.schema else { return Ok(()) };
+        let known: Option<&Map<String, Value>> = schema.schema().get("properties").and_then(Value::as_object);
+        let set: Map<String, Value> = values
+            .iter()
+            .filter(|(key, value)| !value.is_null() && known.is_some_and(|k| k.contains_key(*key)))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        schema.validate(&self.name, &set).map_err(|e| {
+            let problems: Vec<String> = e
+                .problems
+                .iter()
+                .map(|p| match p.parameter.as_str() {
+                    "" => format!("the variables {}", p.message),
+                    name => format!("job variable `{name}` {}", p.message),
+                })
+                .collect();
+            self.error(problems.join("; "))
+        })
     }
 
     /// The variables and their defaults.
@@ -135,6 +218,7 @@ impl JobTemplate {
             }
             values.insert(key.clone(), value.clone());
         }
+        self.check_variables(&values)?;
         if let Some(env) = values.get_mut("env") {
             *env = env_list(env).map_err(|m| self.error(m))?;
         }
@@ -145,6 +229,9 @@ impl JobTemplate {
 
         let mut job = self.substitute(&self.job, &values, "")?.unwrap_or_else(|| json!({}));
         self.fill(&mut job, &values, explicit_image, run)?;
+        if let Some(patch) = values.get("job_patch").filter(|p| !p.is_null()) {
+            self.patch(&mut job, patch)?;
+        }
         let job: Job = serde_path_to_error::deserialize(job)
             .map_err(|e| self.error(format!("the Job is not valid: `{}`: {}", e.path(), e.inner())))?;
         self.check(&job)?;
@@ -251,6 +338,7 @@ impl JobTemplate {
         let Some(root) = job.as_object_mut() else { return Err(self.error("the Job is not a mapping".into())) };
         let metadata = object_at(root, "metadata");
         metadata.insert("name".into(), json!(job_name(run.deployment, run.run_id)));
+        metadata.remove("generateName");
         let job_labels = object_at(metadata, "labels");
         for (key, value) in &labels {
             job_labels.insert((*key).into(), json!(value));
@@ -295,6 +383,21 @@ impl JobTemplate {
             }
         }
         Ok(())
+    }
+
+    /// Applies the job variable `job_patch`, an RFC 6902 JSON Patch (as
+    /// Prefect 2's `customizations`), to the rendered Job.
+    fn patch(&self, job: &mut Value, patch: &Value) -> Result<(), TemplateError> {
+        let patch: json_patch::Patch = serde_json::from_value(patch.clone()).map_err(|e| {
+            self.error(format!(
+                "job variable `job_patch` is not a JSON Patch ({e}): write a list of operations such as \
+                 [{{op: add, path: /spec/template/spec/priorityClassName, value: high}}]"
+            ))
+        })?;
+        json_patch::patch(job, &patch).map_err(|e| {
+            let operation = patch.0.get(e.operation).map(|op| format!(" (`{op}`)")).unwrap_or_default();
+            self.error(format!("job variable `job_patch`: operation {}{operation}: {}", e.operation + 1, e.kind))
+        })
     }
 
     fn check(&self, job: &Job) -> Result<(), TemplateError> {
@@ -435,6 +538,64 @@ mod tests {
 
     fn vars(value: Value) -> BTreeMap<String, Value> {
         value.as_object().map(|m| m.clone().into_iter().collect()).unwrap_or_default()
+    }
+
+    /// Prefect 3's default Kubernetes work-pool template, with a
+    /// `cpu_request` variable placed into the container's resources.
+    const PREFECT: &str = include_str!("../../../tests/all/kubernetes/prefect-work-pool.json");
+
+    #[test]
+    fn a_prefect_work_pool_template_renders_as_is_with_its_schema_enforced() {
+        let template = JobTemplate::parse(PREFECT, "work pool gpu").expect("parses");
+        let inspected = format!(r#"{{"name": "gpu", "type": "kubernetes", "base_job_template": {PREFECT}}}"#);
+        let whole = JobTemplate::parse(&inspected, "work pool gpu").expect("a whole work pool parses");
+        assert_eq!(whole.variables(), template.variables());
+        assert_eq!(template.variables()["pod_watch_timeout"], 60, "Prefect's pod watch timeout");
+        let job = template.render(&vars(json!({"cpu_request": "250m", "labels": {"team": "data"}})), &run());
+        let value = serde_json::to_value(job.expect("renders")).expect("json");
+        assert_eq!(value["metadata"]["name"], "weft-etl-daily-01m81mc84g4b0skyw09wm6ax4g");
+        assert!(value["metadata"].get("generateName").is_none(), "weft names the Job");
+        assert_eq!(value["metadata"]["labels"]["team"], "data");
+        let container = &value["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["name"], "prefect-job");
+        assert_eq!(container["image"], "ghcr.io/weft-dev/weft:0.1.0", "weft's image: Prefect's has no default");
+        assert_eq!(container["resources"]["requests"]["cpu"], "250m");
+        assert!(container.get("args").is_none(), "weft's command replaces Prefect's");
+        assert_eq!(value["spec"]["ttlSecondsAfterFinished"], 3600, "weft's default where Prefect has none");
+        let pod = &value["spec"]["template"]["spec"];
+        assert!(pod.get("serviceAccountName").is_none(), "unset variables leave their keys out");
+
+        let error = |variables: Value| template.render(&vars(variables), &run()).expect_err("refused").to_string();
+        let e = error(json!({"image_pull_policy": "Sometimes"}));
+        assert!(e.contains("job variable `image_pull_policy`") && e.contains("Sometimes"), "{e}");
+        let e = error(json!({"finished_job_ttl": "an hour"}));
+        assert!(e.contains("job variable `finished_job_ttl`"), "{e}");
+        let e = error(json!({"cpu_request": "lots"}));
+        assert!(e.contains("job variable `cpu_request`"), "{e}");
+        let e = error(json!({"cpu_requst": "1"}));
+        assert!(e.contains("unknown job variable `cpu_requst`: did you mean `cpu_request`?"), "{e}");
+    }
+
+    #[test]
+    fn job_patch_is_applied_after_rendering_and_checked() {
+        let patch = json!([
+            {"op": "add", "path": "/spec/template/spec/priorityClassName", "value": "high"},
+            {"op": "replace", "path": "/spec/backoffLimit", "value": 2},
+        ]);
+        let job = JobTemplate::base().render(&vars(json!({"job_patch": patch})), &run()).expect("renders");
+        let value = serde_json::to_value(job).expect("json");
+        assert_eq!(value["spec"]["template"]["spec"]["priorityClassName"], "high");
+        assert_eq!(value["spec"]["backoffLimit"], 2);
+
+        let error = |patch: Value| {
+            JobTemplate::base().render(&vars(json!({"job_patch": patch})), &run()).expect_err("refused").to_string()
+        };
+        let e = error(json!([{"op": "remove", "path": "/spec/nothing"}]));
+        assert!(e.contains("job variable `job_patch`: operation 1"), "{e}");
+        let e = error(json!({"op": "add"}));
+        assert!(e.contains("is not a JSON Patch"), "{e}");
+        let e = error(json!([{"op": "add", "path": "/spec/template/spec/restartPolicy", "value": "Always"}]));
+        assert!(e.contains("restartPolicy"), "the patched Job is checked: {e}");
     }
 
     #[test]

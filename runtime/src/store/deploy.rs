@@ -133,22 +133,15 @@ impl Store {
                         (JobTemplate::parse(&text, path).map_err(|e| invalid(e.to_string()))?, Some(text))
                     }
                     (None, Some((pool, text))) => {
-                        let what = format!("of work pool `{}`", pool.name);
+                        let what = format!("work pool {}", pool.name);
                         (JobTemplate::parse(text, &what).map_err(|e| invalid(e.to_string()))?, None)
                     }
                     (None, None) => (JobTemplate::base(), None),
                 };
                 // Rendered now, so that a broken template or variable fails
                 // the deploy rather than a run hours later.
-                let probe = JobRun {
-                    run_id: "01aaaaaaaaaaaaaaaaaaaaaaaa",
-                    deployment: &name,
-                    flow: &flow_name,
-                    store_url: self.url(),
-                    store_options: &[],
-                    timeout_secs: spec.sandbox.timeout.as_secs(),
-                };
-                template.render(job_variables, &probe).map_err(|e| invalid(e.to_string()))?;
+                self.probe_job(&template, job_variables, &name, &flow_name, spec.sandbox.timeout)
+                    .map_err(|e| invalid(e.to_string()))?;
                 text
             }
             Infrastructure::Process => None,
@@ -174,6 +167,50 @@ impl Store {
             updated: SystemTime::now(),
         };
         Ok(deployment)
+    }
+
+    /// Renders a Job for a run that does not exist, to find what is wrong
+    /// with a template and its variables before any run needs them.
+    fn probe_job(
+        &self,
+        template: &JobTemplate,
+        variables: &std::collections::BTreeMap<String, serde_json::Value>,
+        deployment: &str,
+        flow: &str,
+        timeout: std::time::Duration,
+    ) -> Result<(), crate::model::job_template::TemplateError> {
+        let probe = JobRun {
+            run_id: "01aaaaaaaaaaaaaaaaaaaaaaaa",
+            deployment,
+            flow,
+            store_url: self.url(),
+            store_options: &[],
+            timeout_secs: timeout.as_secs(),
+        };
+        template.render(variables, &probe).map(|_| ())
+    }
+
+    /// Checks an applied Kubernetes deployment's job variables against the
+    /// template its runs get now: its own, or its pool's as the pool is
+    /// today (it may have changed since the deploy). Agents' own defaults
+    /// are not known here.
+    pub async fn check_job(&self, deployment: &Deployment) -> Result<(), String> {
+        let Infrastructure::Kubernetes { job_variables, job_template } = &deployment.infrastructure else {
+            return Ok(());
+        };
+        let template = match &deployment.job_template {
+            Some(text) => JobTemplate::parse(text, job_template.as_deref().unwrap_or("job template")),
+            None => match self.pool(deployment.pool_name()).await.map_err(|e| e.to_string())? {
+                Some((_, pool)) => match &pool.base_job_template {
+                    Some(text) => JobTemplate::parse(text, &format!("work pool {}", pool.name)),
+                    None => Ok(JobTemplate::base()),
+                },
+                None => return Err(format!("its work pool `{}` does not exist", deployment.pool_name())),
+            },
+        }
+        .map_err(|e| e.to_string())?;
+        self.probe_job(&template, job_variables, &deployment.name, &deployment.flow_name, deployment.sandbox.timeout)
+            .map_err(|e| e.to_string())
     }
 
     /// Creates a Scheduled run of a deployment, due at `due`, and queues it.

@@ -64,7 +64,58 @@ scenarios!(
     a_forbidden_job_creation_crashes_the_run_with_one_clear_line,
     job_creation_keeps_to_the_client_side_rate_limit,
     a_flow_missing_from_the_store_crashes_the_run_with_the_fix,
+    a_prefect_work_pool_makes_the_jobs_and_its_edits_reach_the_agent_live,
 );
+
+/// Prefect 3's default Kubernetes work-pool template, as `prefect work-pool
+/// get-default-base-job-template` prints it, with a `cpu_request` variable
+/// placed into the container's resources.
+pub(crate) const PREFECT_WORK_POOL: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/all/kubernetes/prefect-work-pool.json");
+
+async fn a_prefect_work_pool_makes_the_jobs_and_its_edits_reach_the_agent_live(target: Target) {
+    let cluster = Cluster::start(target, None).await;
+    let backend = cluster.store();
+    let pool = |args: &[&str]| weft().arg("pool").args(args).args(backend.args()).output().expect("weft pool");
+    let created = pool(&["create", "k8s", "--type", "kubernetes", "--base-job-template", PREFECT_WORK_POOL]);
+    assert_eq!(created.status.code(), Some(0), "{}", stderr(&created));
+    let _dir = deploy(
+        &backend,
+        &format!(
+            "deployments:\n  - name: hello\n    flow: {EXAMPLE_HELLO}\n    parameters: {{name: pools}}\n    work_pool:\n      name: k8s\n      job_variables:\n        cpu_request: 100m\n        job_patch: [{{op: add, path: /spec/template/spec/terminationGracePeriodSeconds, value: 45}}]\n"
+        ),
+    );
+    let agent = cluster.agent(&backend, &["--pool", "k8s"]);
+    let watch = || weft().args(["deployment", "run", "hello", "--watch"]).args(backend.args()).output().expect("run");
+    let output = watch();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "\"Hello, pools!\"\n");
+    let store = backend.open();
+    let first = store.run_ids().await.expect("runs").pop().expect("a run");
+    let job = cluster.jobs_of(std::slice::from_ref(&first)).await.pop().expect("its Job");
+    let container = &job["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["name"], "prefect-job", "the template's container");
+    assert_eq!(container["resources"]["requests"]["cpu"], "100m", "the deployment's variable");
+    assert_eq!(job["spec"]["template"]["spec"]["terminationGracePeriodSeconds"], 45, "the job_patch");
+
+    // An edit of the pool's template reaches the agent without a restart.
+    let template = std::fs::read_to_string(PREFECT_WORK_POOL).expect("template");
+    let edited = template.replace(r#""generateName": "{{ name }}-","#, r#""annotations": {"edition": "two"},"#);
+    assert_ne!(edited, template);
+    let file = _dir.path().join("edited.json");
+    std::fs::write(&file, edited).expect("write");
+    let updated = pool(&["update", "k8s", "--base-job-template", file.to_str().expect("utf-8")]);
+    assert_eq!(updated.status.code(), Some(0), "{}", stderr(&updated));
+    let output = watch();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let second = store.run_ids().await.expect("runs").pop().expect("a run");
+    assert_ne!(second, first);
+    let job = cluster.jobs_of(std::slice::from_ref(&second)).await.pop().expect("its Job");
+    assert_eq!(job["metadata"]["annotations"]["edition"], "two", "the edited template made the second Job");
+    let log = agent.stop();
+    assert!(log.contains("work pool `k8s` changed"), "{log}");
+    cluster.tear_down().await;
+}
 
 /// The API server goes away mid-run (every replica restarted, say) and
 /// comes back with its watch history compacted: the agent's watches, which

@@ -170,14 +170,20 @@ impl KubernetesInfrastructure {
     }
 
     fn pod_watch_timeout(&self, deployment: Option<&Deployment>) -> Duration {
-        let from = |vars: &BTreeMap<String, Value>| vars.get("pod_watch_timeout").and_then(Value::as_u64);
+        // `pod_watch_timeout_seconds` is Prefect's name for it.
+        let from = |vars: &BTreeMap<String, Value>| {
+            ["pod_watch_timeout", "pod_watch_timeout_seconds"].iter().find_map(|k| vars.get(*k)?.as_u64())
+        };
         let own = deployment.and_then(|d| match &d.infrastructure {
             crate::model::Infrastructure::Kubernetes { job_variables, .. } => from(job_variables),
             crate::model::Infrastructure::Process => None,
         });
-        Duration::from_secs(
-            own.or_else(|| from(&self.defaults)).or_else(|| from(self.template.variables())).unwrap_or(300),
-        )
+        // The template in use: the deployment's or its pool's, else the agent's.
+        let template = deployment
+            .and_then(|d| d.job_template.as_deref())
+            .and_then(|text| JobTemplate::parse(text, "job template").ok());
+        let template = template.as_ref().unwrap_or(&self.template);
+        Duration::from_secs(own.or_else(|| from(&self.defaults)).or_else(|| from(template.variables())).unwrap_or(300))
     }
 
     /// Starts watching Jobs and pods in a namespace, once.
