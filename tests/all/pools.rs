@@ -243,3 +243,101 @@ fn a_prefect_work_pool_json_is_taken_as_is_and_its_variables_are_checked_at_depl
     assert!(err.contains("deployment `train` cannot make its runs' Job"), "{err}");
     assert!(err.contains("job variable `service_account_name`"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pools_queues_have_priorities_limits_and_agents_of_their_own() {
+    let backend = Backend::file();
+    ok(pool(&backend, &["create", "work", "--type", "process"]));
+    ok(pool(&backend, &["queue", "update", "work", "default", "--priority", "5"]));
+    ok(pool(&backend, &["queue", "create", "work", "high", "--priority", "1"]));
+    ok(pool(&backend, &["queue", "create", "work", "capped", "--concurrency-limit", "1"]));
+    let queues: Vec<(String, u64)> = shown(&backend, "work")["queues"]
+        .as_array()
+        .expect("queues")
+        .iter()
+        .map(|q| (q["name"].as_str().expect("name").to_owned(), q["priority"].as_u64().expect("priority")))
+        .collect();
+    assert_eq!(queues, [("high".to_owned(), 1), ("default".to_owned(), 5), ("capped".to_owned(), 6)]);
+    assert!(refused(pool(&backend, &["queue", "create", "work", "high"])).contains("has a queue `high` already"));
+
+    let flows = format!(
+        "deployments:\n  - name: low\n    flow: {EXAMPLE_HELLO}\n    work_pool: {{name: work}}\n  - name: urgent\n    flow: {EXAMPLE_HELLO}\n    work_pool: {{name: work, queue: high}}\n{}",
+        slow_yaml("capped", "    work_pool: {name: work, queue: capped}\n")
+            .replace("ticks: 40, interval_ms: 250", "ticks: 2, interval_ms: 100")
+    );
+    let _dir = deploy(&backend, &flows);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("weft.yaml"),
+        format!(
+            "deployments:\n  - name: typo\n    flow: {EXAMPLE_HELLO}\n    work_pool: {{name: work, queue: hihg}}\n"
+        ),
+    )
+    .expect("write");
+    let err = refused(
+        weft().args(["deploy", "-f"]).arg(dir.path().join("weft.yaml")).args(backend.args()).output().expect("deploy"),
+    );
+    assert!(err.contains("work pool `work` has no queue `hihg`: did you mean `high`?"), "{err}");
+    assert!(refused(pool(&backend, &["queue", "delete", "work", "high"])).contains("used by deployment `urgent`"));
+    assert!(refused(pool(&backend, &["queue", "delete", "work", "default"])).contains("every pool has the queue"));
+
+    // Low-priority runs queued first, high-priority runs after them: with
+    // room for one run at a time, the agent takes the high ones first.
+    let store = backend.open();
+    let low: Vec<String> = (0..3).map(|_| run_deployment(&backend, "low", &[])).collect();
+    let high: Vec<String> = (0..3).map(|_| run_deployment(&backend, "urgent", &[])).collect();
+    let agent = AgentProcess::start(&backend, "one-at-a-time", &["--pool", "work", "--limit", "1"]);
+    let all: Vec<String> = low.iter().chain(&high).cloned().collect();
+    wait_all_final(&store, &all, Duration::from_secs(120)).await;
+    drop(agent);
+    let mut claimed = Vec::new();
+    for id in &all {
+        let pending = store.states(id).await.expect("states").into_iter().find(|(_, r)| r.state == State::Pending);
+        claimed.push((pending.expect("claimed").1.time, high.contains(id)));
+    }
+    claimed.sort();
+    let order: Vec<bool> = claimed.into_iter().map(|(_, is_high)| is_high).collect();
+    assert_eq!(order, [true, true, true, false, false, false], "the high-priority queue's runs were claimed first");
+
+    // An agent of one queue leaves the others' runs alone.
+    let (a_low, a_high) = (run_deployment(&backend, "low", &[]), run_deployment(&backend, "urgent", &[]));
+    let agent = AgentProcess::start(&backend, "high-only", &["--pool", "work", "--queue", "high"]);
+    wait_all_final(&store, std::slice::from_ref(&a_high), Duration::from_secs(60)).await;
+    assert_eq!(state(&store, &a_low).await, Some(State::Scheduled));
+    drop(agent);
+
+    // A queue's own limit holds within the pool.
+    let capped: Vec<String> = (0..4).map(|_| run_deployment(&backend, "capped", &[])).collect();
+    let agent = AgentProcess::start(&backend, "capped", &["--pool", "work", "--queue", "capped", "--limit", "4"]);
+    wait_all_final(&store, &capped, Duration::from_secs(120)).await;
+    drop(agent);
+    assert_eq!(most_at_once(&store, &capped).await, 1, "the queue's limit of one held");
+}
+
+#[test]
+fn agent_install_puts_the_pool_in_the_agents_deployment_under_a_name_of_its_own() {
+    let install = |extra: &[&str]| {
+        weft()
+            .args(["agent", "install", "--namespace", "weft", "--store", "s3://bucket/weft"])
+            .args(extra)
+            .output()
+            .expect("agent install")
+    };
+    let manifests = ok(install(&["--pool", "gpu"]));
+    let deployment: Value = manifests
+        .split("---\n")
+        .filter_map(|doc| serde_saphyr::from_str::<Value>(doc).ok())
+        .find(|doc| doc["kind"] == "Deployment")
+        .expect("a Deployment");
+    let args: Vec<&str> = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let after = |flag: &str| args.iter().position(|a| *a == flag).and_then(|i| args.get(i + 1)).copied();
+    assert_eq!(after("--pool"), Some("gpu"));
+    assert_eq!(after("--name"), Some("weft-agent-gpu"), "agents of different pools claim under different names");
+    let err = refused(install(&["--pool", "no/slash"]));
+    assert!(err.contains("pool name `no/slash` is not usable"), "{err}");
+}

@@ -115,6 +115,7 @@ fn new_run(id: &str, digest: Digest) -> FlowRun {
         tasks: Default::default(),
         task_concurrency: None,
         work_pool: None,
+        work_queue: None,
     }
 }
 

@@ -153,6 +153,8 @@ pub struct AgentConfig {
     /// The work pools whose runs it takes; none: the default pool of its
     /// infrastructure type.
     pub pools: Vec<String>,
+    /// The queues (within its pools) whose runs it takes; none: all.
+    pub queues: Vec<String>,
 }
 
 impl Default for AgentConfig {
@@ -165,6 +167,7 @@ impl Default for AgentConfig {
             heartbeat_timeout: crate::store::STALE_AFTER,
             cancel_grace: Duration::from_secs(10),
             pools: Vec::new(),
+            queues: Vec::new(),
         }
     }
 }
@@ -479,9 +482,9 @@ impl<I: Infrastructure> Agent<I> {
             released = false;
         }
         if let Some(pool) = &run.work_pool
-            && let Err(e) = self.store.release_pool_slot(pool, &run.id).await
+            && let Err(e) = self.store.release_pool_slot(pool, run.work_queue.as_deref(), &run.id).await
         {
-            tracing::warn!(run = %run.id, error = %e, "could not release the work pool's concurrency slot; will retry");
+            tracing::warn!(run = %run.id, error = %e, "could not release the work pool's concurrency slots; will retry");
             released = false;
         }
         if released && let Err(e) = self.store.forget_claim(&self.config.name, &run.id).await {
@@ -660,8 +663,27 @@ impl<I: Infrastructure> Agent<I> {
             return Ok(());
         }
         let now = SystemTime::now();
-        for queued in self.store.queue().await? {
-            if queued.due > now || self.active.len() + self.waiting.len() >= self.config.limit {
+        // Due runs of its pools and queues, the higher-priority queues'
+        // first, each queue's oldest first. A marker that names no pool
+        // (written before pools) is looked at in `claim_one`.
+        let mut due: Vec<(u32, crate::store::Queued)> = self
+            .store
+            .queue()
+            .await?
+            .into_iter()
+            .filter(|queued| queued.due <= now)
+            .filter_map(|queued| {
+                let Some((pool, queue)) = &queued.pool else { return Some((1, queued)) };
+                let Some((_, Some(pool))) = self.pools.get(pool) else { return None };
+                if pool.paused || !self.serves_queue(queue) {
+                    return None;
+                }
+                Some((pool.queue(queue).map_or(1, |q| q.priority), queued))
+            })
+            .collect();
+        due.sort_by(|(a, x), (b, y)| a.cmp(b).then_with(|| x.cmp(y)));
+        for (_, queued) in due {
+            if self.active.len() + self.waiting.len() >= self.config.limit {
                 break;
             }
             if let Err(e) = self.claim_one(&queued).await {
@@ -669,6 +691,11 @@ impl<I: Infrastructure> Agent<I> {
             }
         }
         Ok(())
+    }
+
+    /// Whether it takes runs of `queue` (in any of its pools).
+    fn serves_queue(&self, queue: &str) -> bool {
+        self.config.queues.is_empty() || self.config.queues.iter().any(|q| q == queue)
     }
 
     async fn claim_one(&mut self, queued: &crate::store::Queued) -> Result<(), StoreError> {
@@ -694,12 +721,19 @@ impl<I: Infrastructure> Agent<I> {
             (None, None) => "process".to_owned(),
         };
         let Some((_, Some(pool))) = self.pools.get(&pool_name) else { return Ok(()) };
-        if pool.paused {
+        let queue_name = run
+            .work_queue
+            .clone()
+            .or_else(|| deployment.as_ref().map(|d| d.queue_name().to_owned()))
+            .unwrap_or_else(|| crate::model::DEFAULT_QUEUE.to_owned());
+        if pool.paused || !self.serves_queue(&queue_name) {
             return Ok(());
         }
         let pool_limit = pool.concurrency_limit;
+        let queue_limit = pool.queue(&queue_name).and_then(|q| q.concurrency_limit);
         let deployment = deployment.map(|d| with_pool_template(d, pool));
         run.work_pool = Some(pool_name.clone());
+        run.work_queue = Some(queue_name.clone());
         // Slots first, then the claim; a slot whose claim does not happen
         // (another agent won the run, the pool is full) is given back.
         let mut slots = Vec::new();
@@ -712,6 +746,12 @@ impl<I: Infrastructure> Agent<I> {
         }
         if let Some(limit) = pool_limit {
             match self.store.acquire_pool_slot(&pool_name, limit, id).await? {
+                Some(slot) => slots.push(slot),
+                None => return self.give_back(&slots).await,
+            }
+        }
+        if let Some(limit) = queue_limit {
+            match self.store.acquire_queue_slot(&pool_name, &queue_name, limit, id).await? {
                 Some(slot) => slots.push(slot),
                 None => return self.give_back(&slots).await,
             }

@@ -86,6 +86,10 @@ pub struct AgentArgs {
     /// which deployments that name no pool use.
     #[arg(long = "pool", value_name = "NAME", env = "WEFT_POOLS", value_delimiter = ',')]
     pools: Vec<String>,
+    /// A queue of its pools whose runs this agent takes (repeatable).
+    /// Default: every queue, the higher-priority queues' runs first.
+    #[arg(long = "queue", value_name = "NAME", env = "WEFT_QUEUES", value_delimiter = ',')]
+    queues: Vec<String>,
     /// Kubernetes: the kubeconfig file. Default: $KUBECONFIG, ~/.kube/config,
     /// or the pod's service account when the agent runs in a cluster.
     #[arg(long, value_name = "FILE")]
@@ -189,6 +193,7 @@ pub(super) async fn agent(args: AgentArgs) -> Result<ExitCode, CommandError> {
         heartbeat_timeout: args.heartbeat_timeout,
         cancel_grace: args.cancel_grace,
         pools: args.pools.clone(),
+        queues: args.queues.clone(),
     };
     let kind = match args.infra {
         Infra::Process => crate::model::PoolKind::Process,

@@ -10,7 +10,7 @@ use super::CommandError;
 use super::store_args::StoreArgs;
 use super::table::{ListArgs, OutputFormat, render, time};
 use crate::model::job_template::{BASE_JOB_TEMPLATE, JobTemplate};
-use crate::model::{PoolKind, WorkPool};
+use crate::model::{PoolKind, WorkPool, WorkQueue};
 use crate::store::Store;
 
 /// Manage work pools: where deployments' runs execute, with what job
@@ -36,6 +36,43 @@ pub enum PoolCommand {
     Delete(NameArgs),
     /// Print the default base job template of a pool type, to start from.
     DefaultTemplate(DefaultTemplateArgs),
+    /// Manage a pool's queues: the higher-priority queues' runs are claimed
+    /// first, and a queue may have a concurrency limit of its own.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+}
+
+/// `weft pool queue`.
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// Add a queue to a pool.
+    Create(QueueArgs),
+    /// Change a queue's priority or limit.
+    Update(QueueArgs),
+    /// Delete a queue no deployment uses.
+    Delete(QueueArgs),
+}
+
+/// A queue of a pool, and what to set.
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    /// The pool's name.
+    #[arg(value_name = "POOL")]
+    pool: String,
+    /// The queue's name.
+    #[arg(value_name = "QUEUE")]
+    queue: String,
+    /// 1 is claimed first; default for a new queue: after the others.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    priority: Option<u32>,
+    /// At most this many of the queue's runs at once, across every agent.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    concurrency_limit: Option<u32>,
+    /// Remove the queue's concurrency limit.
+    #[arg(long, conflicts_with = "concurrency_limit")]
+    no_concurrency_limit: bool,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 /// `weft pool create`.
@@ -117,7 +154,57 @@ pub(super) async fn pool(command: PoolCommand) -> Result<ExitCode, CommandError>
         PoolCommand::Resume(args) => set_paused(args, false).await,
         PoolCommand::Delete(args) => delete(args).await,
         PoolCommand::DefaultTemplate(args) => default_template(&args),
+        PoolCommand::Queue(command) => queue(command).await,
     }
+}
+
+async fn queue(command: QueueCommand) -> Result<ExitCode, CommandError> {
+    match command {
+        QueueCommand::Create(args) => {
+            let store = args.store.open()?;
+            let (_, pool) = store.pool_or_suggest(&args.pool).await?;
+            let lowest = pool.all_queues().iter().map(|q| q.priority).max().unwrap_or(1);
+            let queue = WorkQueue {
+                name: args.queue.clone(),
+                priority: args.priority.unwrap_or(lowest + 1),
+                concurrency_limit: args.concurrency_limit,
+            };
+            store.create_queue(&args.pool, queue).await?;
+            eprintln!("Created queue `{}` in work pool `{}`", args.queue, args.pool);
+        }
+        QueueCommand::Update(args) => {
+            let store = args.store.open()?;
+            store
+                .update_pool(&args.pool, |pool| {
+                    let mut queue = pool.queue(&args.queue).ok_or_else(|| {
+                        format!(
+                            "work pool `{}` has no queue `{}` (`weft pool queue create {} {}` adds it)",
+                            pool.name, args.queue, pool.name, args.queue
+                        )
+                    })?;
+                    if let Some(priority) = args.priority {
+                        queue.priority = priority;
+                    }
+                    if let Some(limit) = args.concurrency_limit {
+                        queue.concurrency_limit = Some(limit);
+                    }
+                    if args.no_concurrency_limit {
+                        queue.concurrency_limit = None;
+                    }
+                    pool.queues.retain(|q| q.name != queue.name);
+                    pool.queues.push(queue);
+                    Ok(())
+                })
+                .await?;
+            eprintln!("Updated queue `{}` of work pool `{}`", args.queue, args.pool);
+        }
+        QueueCommand::Delete(args) => {
+            let store = args.store.open()?;
+            store.delete_queue(&args.pool, &args.queue).await?;
+            eprintln!("Deleted queue `{}` of work pool `{}`", args.queue, args.pool);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Reads and checks a base job template file for a pool of `kind`.
@@ -248,6 +335,7 @@ async fn show(args: NameArgs) -> Result<ExitCode, CommandError> {
     if args.output == OutputFormat::Json {
         let mut json = serde_json::to_value(&pool)?;
         json["revision"] = revision.into();
+        json["queues"] = serde_json::to_value(pool.all_queues())?;
         println!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -260,6 +348,11 @@ async fn show(args: NameArgs) -> Result<ExitCode, CommandError> {
     println!("status:            {}", if pool.paused { "paused" } else { "ready" });
     println!("concurrency limit: {}", pool.concurrency_limit.map_or_else(|| "none".into(), |l| l.to_string()));
     println!("deployments:       {}", users(&store).await?.get(&pool.name).copied().unwrap_or(0));
+    println!("queues:");
+    for queue in pool.all_queues() {
+        let limit = queue.concurrency_limit.map_or_else(|| "no limit".into(), |l| format!("limit {l}"));
+        println!("  {} (priority {}, {limit})", queue.name, queue.priority);
+    }
     if pool.kind == PoolKind::Kubernetes {
         match &pool.base_job_template {
             Some(text) => println!("base job template:\n{text}"),

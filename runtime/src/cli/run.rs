@@ -148,6 +148,7 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
         tasks,
         task_concurrency: args.task_concurrency,
         work_pool: None,
+        work_queue: None,
     };
     store.create_run(&run).await?;
     request.limits = Limits { fuel: args.fuel, ..limits };

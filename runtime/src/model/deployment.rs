@@ -298,6 +298,9 @@ pub struct Deployment {
     /// infrastructure type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub work_pool: Option<String>,
+    /// The queue within the pool, when not `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_queue: Option<String>,
     /// The text of the deployment's own job template file, read on deploy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_template: Option<String>,
@@ -310,6 +313,11 @@ impl Deployment {
     /// The work pool its runs go to.
     pub fn pool_name(&self) -> &str {
         self.work_pool.as_deref().unwrap_or(self.infrastructure.kind())
+    }
+
+    /// The queue within its pool its runs go to.
+    pub fn queue_name(&self) -> &str {
+        self.work_queue.as_deref().unwrap_or(super::DEFAULT_QUEUE)
     }
 }
 
@@ -684,6 +692,16 @@ deployments:
       type: kubernetes
       job_variables: {namespace: flows}
 "#;
+
+    #[test]
+    fn work_pool_is_written_as_in_prefect_yaml() {
+        let text = "deployments:\n  - name: t\n    flow: t.wasm\n    work_pool:\n      name: gpu\n      work_queue_name: high\n      job_variables: {cpu_request: 500m}\n";
+        let file = DeploymentFile::parse(text, "weft.yaml").expect("parses");
+        let pool = file.deployments[0].work_pool.clone().expect("a pool");
+        assert_eq!((pool.name.as_str(), pool.queue.as_deref()), ("gpu", Some("high")));
+        assert_eq!(pool.job_variables["cpu_request"], "500m");
+        assert!(file.deployments[0].infrastructure.is_none(), "the pool's type decides");
+    }
 
     #[test]
     fn a_file_with_several_deployments_parses() {

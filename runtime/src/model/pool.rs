@@ -74,6 +74,9 @@ pub struct WorkPool {
     /// A paused pool's runs stay Scheduled: no agent claims them.
     #[serde(default)]
     pub paused: bool,
+    /// Its queues besides `default`, and `default` when edited.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queues: Vec<WorkQueue>,
     /// When it was last written.
     #[serde(with = "super::rfc3339")]
     pub updated: SystemTime,
@@ -89,8 +92,28 @@ impl WorkPool {
             base_job_template: None,
             concurrency_limit: None,
             paused: false,
+            queues: Vec::new(),
             updated: SystemTime::UNIX_EPOCH,
         }
+    }
+
+    /// A queue of the pool by name; `default` always exists.
+    pub fn queue(&self, name: &str) -> Option<WorkQueue> {
+        self.queues
+            .iter()
+            .find(|q| q.name == name)
+            .cloned()
+            .or_else(|| (name == DEFAULT_QUEUE).then(WorkQueue::default_queue))
+    }
+
+    /// Every queue, `default` included, highest priority first.
+    pub fn all_queues(&self) -> Vec<WorkQueue> {
+        let mut queues = self.queues.clone();
+        if !queues.iter().any(|q| q.name == DEFAULT_QUEUE) {
+            queues.push(WorkQueue::default_queue());
+        }
+        queues.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.name.cmp(&b.name)));
+        queues
     }
 
     /// The default pool of `kind`, as it is until someone edits it.
@@ -103,6 +126,31 @@ impl WorkPool {
     /// Whether it is one of the default pools.
     pub fn is_default(&self) -> bool {
         PoolKind::of_default(&self.name) == Some(self.kind)
+    }
+}
+
+/// The queue every pool has, where runs go that name no queue.
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// A queue inside a work pool, as in Prefect: runs of higher-priority
+/// queues (a lower number, 1 the highest) are claimed first, and a queue may
+/// have a concurrency limit of its own within the pool's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkQueue {
+    /// Its name: letters, digits, `-`, `_`, `.`.
+    pub name: String,
+    /// 1 is claimed first.
+    pub priority: u32,
+    /// Runs of the queue at once, at most, across every agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_limit: Option<u32>,
+}
+
+impl WorkQueue {
+    /// The `default` queue as it is until edited: priority 1, no limit.
+    pub fn default_queue() -> Self {
+        WorkQueue { name: DEFAULT_QUEUE.to_owned(), priority: 1, concurrency_limit: None }
     }
 }
 
@@ -126,6 +174,10 @@ pub fn check_pool_name(name: &str) -> Result<(), String> {
 pub struct WorkPoolSpec {
     /// The pool's name.
     pub name: String,
+    /// The queue within the pool; default `default`. `work_queue_name`, as
+    /// `prefect.yaml` writes it, is the same.
+    #[serde(default, alias = "work_queue_name")]
+    pub queue: Option<String>,
     /// Values for the pool's job template variables (Kubernetes pools).
     #[serde(default)]
     pub job_variables: std::collections::BTreeMap<String, serde_json::Value>,
@@ -145,6 +197,12 @@ mod tests {
         for bad in ["", "-gpu", "a/b", "späti", &"x".repeat(64)] {
             assert!(check_pool_name(bad).is_err(), "{bad}");
         }
+        let mut pool = WorkPool::new("gpu", PoolKind::Kubernetes);
+        assert_eq!(pool.queue(DEFAULT_QUEUE), Some(WorkQueue::default_queue()), "`default` always exists");
+        pool.queues.push(WorkQueue { name: "low".into(), priority: 9, concurrency_limit: Some(1) });
+        pool.queues.push(WorkQueue { name: "high".into(), priority: 1, concurrency_limit: None });
+        let order: Vec<String> = pool.all_queues().into_iter().map(|q| q.name).collect();
+        assert_eq!(order, ["default", "high", "low"], "by priority, then name");
         assert!("lambda".parse::<PoolKind>().expect_err("not a kind").contains("`process` or `kubernetes`"));
     }
 }

@@ -218,6 +218,9 @@ pub struct FlowRun {
     /// for a run made by `weft run`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub work_pool: Option<String>,
+    /// The queue within the pool, fixed when it was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_queue: Option<String>,
 }
 
 /// One entry of a run's state history (`runs/<id>/states/<seq>.json`).

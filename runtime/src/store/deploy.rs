@@ -82,6 +82,20 @@ impl Store {
             None => None,
         };
         let infrastructure = infrastructure(spec, pool.as_ref().map(|(_, p)| p)).map_err(&invalid)?;
+        let work_queue = match (spec.work_pool.as_ref().and_then(|p| p.queue.as_ref()), &pool) {
+            (Some(queue), Some((_, pool))) if pool.queue(queue).is_none() => {
+                let names: Vec<String> = pool.all_queues().into_iter().map(|q| q.name).collect();
+                let hint = crate::model::closest(queue, names.iter().map(String::as_str))
+                    .map(|c| format!("did you mean `{c}`?"))
+                    .unwrap_or_else(|| format!("its queues are {}", names.join(", ")));
+                return Err(invalid(format!(
+                    "work pool `{}` has no queue `{queue}`: {hint} (`weft pool queue create {} {queue}` adds it)",
+                    pool.name, pool.name
+                )));
+            }
+            (Some(queue), _) if queue != crate::model::DEFAULT_QUEUE => Some(queue.clone()),
+            _ => None,
+        };
         if matches!(infrastructure, Infrastructure::Kubernetes { .. }) && !self.is_cloud() {
             return Err(invalid(format!(
                 "it runs on Kubernetes, but the store `{}` is on this machine, where its pods cannot fetch the flow: \
@@ -162,6 +176,7 @@ impl Store {
             concurrency_limit: spec.concurrency_limit,
             sandbox: spec.sandbox.clone(),
             work_pool: spec.work_pool.as_ref().map(|p| p.name.clone()).filter(|p| p != infrastructure.kind()),
+            work_queue,
             infrastructure,
             job_template,
             updated: SystemTime::now(),
@@ -251,6 +266,7 @@ impl Store {
             tasks: deployment.tasks.clone(),
             task_concurrency: deployment.task_concurrency,
             work_pool: Some(deployment.pool_name().to_owned()),
+            work_queue: Some(deployment.queue_name().to_owned()),
         };
         let path = format!("runs/{}/run.json", run.id);
         let json = serde_json::to_vec(&run).map_err(|e| StoreError::Corrupt {
@@ -262,7 +278,7 @@ impl Store {
             return Ok(None);
         }
         self.transition(&run.id, |current| current.is_none().then(|| StateRecord::now(State::Scheduled, None))).await?;
-        self.enqueue(&run.id, due).await?;
+        self.enqueue(&run, due).await?;
         Ok(Some(run))
     }
 }

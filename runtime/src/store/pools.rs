@@ -3,6 +3,7 @@
 //! ```text
 //! pools/<name>/<revision>.json    create-only; the highest is the pool now, or says it was deleted
 //! pool-slots/<pool>/<n>           a pool's concurrency slots, as deployments' slots
+//! queue-slots/<pool>/<queue>/<n>  a pool queue's concurrency slots
 //! ```
 //!
 //! Every change writes the next revision create-only. Two operators editing
@@ -18,7 +19,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::{Slot, Store, StoreError};
-use crate::model::{PoolKind, WorkPool, check_pool_name};
+use crate::model::{DEFAULT_QUEUE, PoolKind, WorkPool, WorkQueue, check_pool_name};
 
 /// A revision as stored: the pool, or its deletion.
 #[derive(Serialize, Deserialize)]
@@ -209,6 +210,54 @@ impl Store {
         Err(PoolError::Contended(name.to_owned()))
     }
 
+    /// Adds a queue to a pool; its priority defaults to one below the
+    /// lowest there (a higher number).
+    pub async fn create_queue(&self, pool: &str, queue: WorkQueue) -> Result<WorkPool, PoolError> {
+        check_pool_name(&queue.name).map_err(|e| PoolError::Refused(e.replace("pool name", "queue name")))?;
+        let (_, pool) = self
+            .update_pool(pool, |p| {
+                if p.queue(&queue.name).is_some() {
+                    return Err(format!("work pool `{}` has a queue `{}` already", p.name, queue.name));
+                }
+                p.queues.push(queue.clone());
+                Ok(())
+            })
+            .await?;
+        Ok(pool)
+    }
+
+    /// Deletes a queue no deployment sends runs to; `default` stays.
+    pub async fn delete_queue(&self, pool: &str, queue: &str) -> Result<(), PoolError> {
+        if queue == DEFAULT_QUEUE {
+            return Err(PoolError::Refused(format!(
+                "every pool has the queue `{DEFAULT_QUEUE}`; `weft pool queue update {pool} {DEFAULT_QUEUE}` changes it"
+            )));
+        }
+        let users: Vec<String> = self
+            .deployments()
+            .await?
+            .into_iter()
+            .filter(|d| d.pool_name() == pool && d.queue_name() == queue)
+            .map(|d| format!("`{}`", d.name))
+            .collect();
+        if !users.is_empty() {
+            return Err(PoolError::Refused(format!(
+                "queue `{queue}` of work pool `{pool}` is used by deployment {}: point them at another queue first",
+                users.join(", ")
+            )));
+        }
+        self.update_pool(pool, |p| {
+            let before = p.queues.len();
+            p.queues.retain(|q| q.name != queue);
+            if p.queues.len() == before {
+                return Err(format!("work pool `{}` has no queue `{queue}`", p.name));
+            }
+            Ok(())
+        })
+        .await
+        .map(|_| ())
+    }
+
     /// Creates revision `revision`: `Ok(false)` if another writer made it
     /// first. Older revisions beyond [`KEPT_REVISIONS`] are deleted.
     async fn write_revision(&self, name: &str, revision: u64, pool: Option<&WorkPool>) -> Result<bool, StoreError> {
@@ -237,8 +286,24 @@ impl Store {
         self.acquire_slot_in(&format!("pool-slots/{pool}"), limit, run_id).await
     }
 
-    /// Gives back the pool slot a run holds, if it holds one.
-    pub async fn release_pool_slot(&self, pool: &str, run_id: &str) -> Result<(), StoreError> {
-        self.release_slot_in(&format!("pool-slots/{pool}"), run_id).await
+    /// Takes one of a pool queue's `limit` concurrency slots for a run.
+    pub async fn acquire_queue_slot(
+        &self,
+        pool: &str,
+        queue: &str,
+        limit: u32,
+        run_id: &str,
+    ) -> Result<Option<Slot>, StoreError> {
+        self.acquire_slot_in(&format!("queue-slots/{pool}/{queue}"), limit, run_id).await
+    }
+
+    /// Gives back the pool slot and the queue slot a run holds, if it
+    /// holds them.
+    pub async fn release_pool_slot(&self, pool: &str, queue: Option<&str>, run_id: &str) -> Result<(), StoreError> {
+        self.release_slot_in(&format!("pool-slots/{pool}"), run_id).await?;
+        match queue {
+            Some(queue) => self.release_slot_in(&format!("queue-slots/{pool}/{queue}"), run_id).await,
+            None => Ok(()),
+        }
     }
 }

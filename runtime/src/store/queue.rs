@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! deployments/<name>.json              applied deployments
-//! queue/<due-ms>-<run-id>              a marker per Scheduled run, deleted once claimed
+//! queue/<due-ms>-<run-id>=<pool>=<q>  a marker per Scheduled run, deleted once claimed
 //! slots/<deployment>/<n>               a deployment's concurrency slots, created-only by the run that holds one
 //! agents/<agent>/<run-id>              runs an agent has claimed and not yet seen end
 //! runs/<id>/heartbeat.json             the runner's latest heartbeat
@@ -26,8 +26,15 @@ pub struct Queued {
     pub due: SystemTime,
     /// The run.
     pub run_id: String,
+    /// Its work pool and the queue within it, when the marker names them
+    /// (markers written before pools do not).
+    pub pool: Option<(String, String)>,
     marker: String,
 }
+
+/// Between the parts of a queue marker: in no run id, pool or queue name,
+/// and kept as is by every object store (`~` would be percent-encoded).
+const SEPARATOR: char = '=';
 
 /// A concurrency slot taken for a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,9 +104,14 @@ impl Store {
         Ok(existed)
     }
 
-    /// Puts a run in the queue, due at `due`.
-    pub async fn enqueue(&self, run_id: &str, due: SystemTime) -> Result<(), StoreError> {
-        self.put(&format!("queue/{:013}-{run_id}", millis(due)), Bytes::new()).await
+    /// Puts a run in the queue, due at `due`. The marker names its pool and
+    /// queue, so that agents pick their pools' runs without reading them.
+    pub async fn enqueue(&self, run: &crate::model::FlowRun, due: SystemTime) -> Result<(), StoreError> {
+        let marker = match (&run.work_pool, &run.work_queue) {
+            (Some(pool), Some(queue)) => format!("{:013}-{}{SEPARATOR}{pool}{SEPARATOR}{queue}", millis(due), run.id),
+            _ => format!("{:013}-{}", millis(due), run.id),
+        };
+        self.put(&format!("queue/{marker}"), Bytes::new()).await
     }
 
     /// The queue, soonest first.
@@ -109,9 +121,15 @@ impl Store {
             .await?
             .into_iter()
             .filter_map(|marker| {
-                let (due, run_id) = marker.split_once('-')?;
+                let (due, rest) = marker.split_once('-')?;
                 let due = UNIX_EPOCH + Duration::from_millis(due.parse().ok()?);
-                Some(Queued { due, run_id: run_id.to_owned(), marker })
+                let mut parts = rest.split(SEPARATOR);
+                let run_id = parts.next()?.to_owned();
+                let pool = match (parts.next(), parts.next()) {
+                    (Some(pool), Some(queue)) => Some((pool.to_owned(), queue.to_owned())),
+                    _ => None,
+                };
+                Some(Queued { due, run_id, pool, marker })
             })
             .collect();
         queued.sort();

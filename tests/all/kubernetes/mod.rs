@@ -642,3 +642,48 @@ async fn a_flow_missing_from_the_store_crashes_the_run_with_the_fix(target: Targ
     assert!(why.contains("push it first with `weft push FILE.wasm --store"), "{why}");
     setup.finish().await;
 }
+
+/// Two pools, two clusters, one store: each pool's agent runs its runs in
+/// its own cluster, and with one agent gone, its pool's runs wait while the
+/// other pool's go on. Test servers only: a test cannot summon a second
+/// real cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pools_on_two_clusters_keep_to_their_own() {
+    let (east, west) = (Cluster::start(Target::TestServer, None).await, Cluster::start(Target::TestServer, None).await);
+    let backend = east.store();
+    for name in ["east", "west"] {
+        let created = weft().args(["pool", "create", name, "--type", "kubernetes"]).args(backend.args()).output();
+        let created = created.expect("weft pool create");
+        assert_eq!(created.status.code(), Some(0), "{}", stderr(&created));
+    }
+    let _dir = deploy(
+        &backend,
+        &format!(
+            "deployments:\n  - name: a\n    flow: {EXAMPLE_HELLO}\n    work_pool: {{name: east}}\n  - name: b\n    flow: {EXAMPLE_HELLO}\n    work_pool: {{name: west}}\n"
+        ),
+    );
+    let east_agent = east.agent_named(&backend, "east", &["--pool", "east"]);
+    let west_agent = west.agent_named(&backend, "west", &["--pool", "west"]);
+    let store = backend.open();
+    let a: Vec<String> = (0..2).map(|_| run_deployment(&backend, "a", &[])).collect();
+    let b: Vec<String> = (0..2).map(|_| run_deployment(&backend, "b", &[])).collect();
+    crate::agent::wait_all_final(&store, &[a.clone(), b.clone()].concat(), Duration::from_secs(120)).await;
+    for id in a.iter().chain(&b) {
+        assert_eq!(state(&store, id).await, Some(State::Completed));
+    }
+    assert_eq!(east.jobs_of(&a).await.len(), 2, "pool east's runs ran in cluster east");
+    assert_eq!(west.jobs_of(&b).await.len(), 2, "pool west's runs ran in cluster west");
+    assert!(east.jobs_of(&b).await.is_empty() && west.jobs_of(&a).await.is_empty(), "and nowhere else");
+
+    // Cluster west's agent stops: pool west's runs wait, pool east's flow.
+    drop(west_agent);
+    let waiting = run_deployment(&backend, "b", &[]);
+    let flowing: Vec<String> = (0..2).map(|_| run_deployment(&backend, "a", &[])).collect();
+    crate::agent::wait_all_final(&store, &flowing, Duration::from_secs(120)).await;
+    assert_eq!(state(&store, &waiting).await, Some(State::Scheduled));
+    assert!(west.jobs_of(std::slice::from_ref(&waiting)).await.is_empty());
+    assert!(east.jobs_of(std::slice::from_ref(&waiting)).await.is_empty());
+    drop(east_agent);
+    east.tear_down().await;
+    west.tear_down().await;
+}
