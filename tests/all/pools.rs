@@ -279,6 +279,8 @@ async fn a_pools_queues_have_priorities_limits_and_agents_of_their_own() {
     );
     assert!(err.contains("work pool `work` has no queue `hihg`: did you mean `high`?"), "{err}");
     assert!(refused(pool(&backend, &["queue", "delete", "work", "high"])).contains("used by deployment `urgent`"));
+    let listed = ok(weft().args(["deployment", "ls"]).args(backend.args()).output().expect("ls"));
+    assert!(listed.lines().any(|l| l.starts_with("urgent") && l.contains("work/high")), "{listed}");
     assert!(refused(pool(&backend, &["queue", "delete", "work", "default"])).contains("every pool has the queue"));
 
     // Low-priority runs queued first, high-priority runs after them: with

@@ -107,11 +107,15 @@ async fn ls(args: ListArgs) -> Result<ExitCode, CommandError> {
                 d.flow_name.clone(),
                 if schedules.is_empty() { "-".into() } else { schedules.join(", ") },
                 d.infrastructure.kind().to_owned(),
+                match d.queue_name() {
+                    crate::model::DEFAULT_QUEUE => d.pool_name().to_owned(),
+                    queue => format!("{}/{queue}", d.pool_name()),
+                },
                 time(d.updated),
             ]
         })
         .collect();
-    anstream::print!("{}", render(&["NAME", "FLOW", "SCHEDULE", "INFRASTRUCTURE", "UPDATED"], &rows));
+    anstream::print!("{}", render(&["NAME", "FLOW", "SCHEDULE", "INFRASTRUCTURE", "POOL", "UPDATED"], &rows));
     Ok(ExitCode::SUCCESS)
 }
 
