@@ -14,6 +14,7 @@ mod chaos;
 mod cli;
 mod components;
 mod emulators;
+mod endpoints;
 mod examples;
 mod failures;
 mod faults;

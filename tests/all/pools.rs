@@ -340,6 +340,30 @@ fn agent_install_puts_the_pool_in_the_agents_deployment_under_a_name_of_its_own(
     let after = |flag: &str| args.iter().position(|a| *a == flag).and_then(|i| args.get(i + 1)).copied();
     assert_eq!(after("--pool"), Some("gpu"));
     assert_eq!(after("--name"), Some("weft-agent-gpu"), "agents of different pools claim under different names");
+    assert_eq!(deployment["metadata"]["name"], "weft-agent-gpu", "and live in one namespace side by side");
+    assert_eq!(deployment["spec"]["selector"]["matchLabels"]["app.kubernetes.io/instance"], "weft-agent-gpu");
+
+    // Its probes and its metrics port, which deploy/prometheus scrapes.
+    assert_eq!(after("--metrics-listen"), Some("0.0.0.0:9090"));
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["ports"][0], serde_json::json!({"name": "metrics", "containerPort": 9090}));
+    assert_eq!(container["livenessProbe"]["httpGet"], serde_json::json!({"path": "/healthz", "port": "metrics"}));
+    assert_eq!(container["readinessProbe"]["httpGet"], serde_json::json!({"path": "/readyz", "port": "metrics"}));
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    let prometheus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus");
+    let read = |file: &str| {
+        let text = std::fs::read_to_string(prometheus.join(file)).expect("deploy/prometheus file");
+        serde_saphyr::from_str::<Value>(&text).expect("YAML")
+    };
+    let monitor = read("podmonitor.yaml");
+    for (label, value) in monitor["spec"]["selector"]["matchLabels"].as_object().expect("labels") {
+        assert_eq!(&pod_labels[label], value, "the PodMonitor selects the agent's pods");
+    }
+    assert_eq!(monitor["spec"]["podMetricsEndpoints"][0]["port"], "metrics");
+    let scrape = read("scrape-config.yaml");
+    let keeps: Vec<&str> =
+        scrape[0]["relabel_configs"].as_array().expect("relabel").iter().filter_map(|r| r["regex"].as_str()).collect();
+    assert!(keeps.contains(&"weft-agent") && keeps.contains(&"metrics"), "{keeps:?}");
     let err = refused(install(&["--pool", "no/slash"]));
     assert!(err.contains("pool name `no/slash` is not usable"), "{err}");
 }

@@ -11,6 +11,7 @@
 //!
 //! May call `store` and `model`; `process.rs` is the local infrastructure.
 
+pub mod endpoints;
 pub mod kubernetes;
 mod process;
 
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub use kubernetes::{KubeHandle, KubernetesInfrastructure, RateLimit};
 pub use process::{ProcessHandle, ProcessInfrastructure};
 
+use crate::model::metric_names::{CLAIM_LATENCY, RUNS_CLAIMED, RUNS_ENDED, RUNS_IN_HAND, RUNS_LAUNCHED};
 use crate::model::{Deployment, FlowRun, Level, LogLine, LogSource, Schedule, State, StateRecord, WorkPool};
 use crate::store::{Store, StoreError, TransitionOutcome};
 
@@ -200,6 +202,8 @@ pub struct Agent<I: Infrastructure> {
     /// The pools it serves, as last read, by revision: `None` for one that
     /// does not exist or is of another type.
     pools: HashMap<String, (u64, Option<WorkPool>)>,
+    /// Beats on every turn of the loop, for `/healthz`.
+    liveness: endpoints::Liveness,
 }
 
 /// What the agent still owes the store about a run.
@@ -265,7 +269,13 @@ impl<I: Infrastructure> Agent<I> {
             adoption_pending: true,
             scheduled_until: None,
             pools: HashMap::new(),
+            liveness: endpoints::Liveness::default(),
         }
+    }
+
+    /// What `/healthz` watches: the agent beats it on every turn of its loop.
+    pub fn liveness(&self) -> endpoints::Liveness {
+        self.liveness.clone()
     }
 
     /// The names of the pools it serves.
@@ -397,6 +407,9 @@ impl<I: Infrastructure> Agent<I> {
         if let Err(e) = self.claim().await {
             tracing::error!(error = %e, "could not read the run queue");
         }
+        let in_hand = self.active.len() + self.waiting.len() + self.adopted.len();
+        metrics::gauge!(RUNS_IN_HAND).set(in_hand as f64);
+        self.liveness.beat();
     }
 
     async fn adopt(&mut self) -> Result<(), StoreError> {
@@ -444,12 +457,16 @@ impl<I: Infrastructure> Agent<I> {
     /// being cancelled, else Crashed with the reason. Its runner's last lines
     /// go into its logs.
     async fn end_unfinished(&self, run: &FlowRun, reason: &str, last_lines: Vec<String>) {
-        let decide = |current: Option<&StateRecord>| match current.map(|r| r.state) {
-            Some(State::Cancelling) => {
-                Some(StateRecord::now(State::Cancelled, Some(reason.to_owned())).by(&self.config.name))
-            }
-            Some(state) if state.is_final() => None,
-            _ => Some(StateRecord::now(State::Crashed, Some(reason.to_owned())).by(&self.config.name)),
+        // What was decided last, for the metrics once it is written.
+        let decided = std::sync::Mutex::new(State::Crashed);
+        let decide = |current: Option<&StateRecord>| {
+            let state = match current.map(|r| r.state) {
+                Some(State::Cancelling) => State::Cancelled,
+                Some(state) if state.is_final() => return None,
+                _ => State::Crashed,
+            };
+            *decided.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = state;
+            Some(StateRecord::now(state, Some(reason.to_owned())).by(&self.config.name))
         };
         if !last_lines.is_empty() {
             let mut lines: Vec<LogLine> =
@@ -461,7 +478,8 @@ impl<I: Infrastructure> Agent<I> {
         }
         match self.store.transition(&run.id, decide).await {
             Ok(TransitionOutcome::Written { .. }) => {
-                tracing::warn!(run = %run.id, reason, "run ended without an outcome")
+                tracing::warn!(run = %run.id, reason, "run ended without an outcome");
+                count_end(run, *decided.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
             }
             Ok(TransitionOutcome::Kept { .. }) => {}
             Err(e) => {
@@ -592,6 +610,7 @@ impl<I: Infrastructure> Agent<I> {
         match state {
             Some(record) if record.state.is_final() => {
                 tracing::info!(run = %run.id, state = %record.state, "run ended");
+                count_end(run, record.state);
                 self.release(run).await;
                 if record.state == State::Failed && record.retryable != Some(false) {
                     self.retry(run, &record).await;
@@ -769,6 +788,10 @@ impl<I: Infrastructure> Agent<I> {
         }
         self.store.mark_claimed(&self.config.name, id).await?;
         self.store.dequeue(queued).await?;
+        let deployment_label = run.deployment.clone().unwrap_or_default();
+        metrics::counter!(RUNS_CLAIMED, "deployment" => deployment_label, "pool" => pool_name.clone()).increment(1);
+        let waited = SystemTime::now().duration_since(queued.due).unwrap_or_default();
+        metrics::histogram!(CLAIM_LATENCY).record(waited.as_secs_f64());
         self.launch(Waiting { run, deployment, since: Instant::now() }).await;
         Ok(())
     }
@@ -787,6 +810,8 @@ impl<I: Infrastructure> Agent<I> {
         match self.infra.launch(&waiting.run, waiting.deployment.as_ref()).await {
             Ok(handle) => {
                 tracing::info!(run = %id, deployment = waiting.run.deployment.as_deref().unwrap_or("-"), "launched");
+                let deployment = waiting.run.deployment.clone().unwrap_or_default();
+                metrics::counter!(RUNS_LAUNCHED, "deployment" => deployment).increment(1);
                 self.active.insert(id, Active { run: waiting.run, handle, stop_asked: None });
             }
             Err(LaunchError::Unreachable(reason)) if waiting.since.elapsed() < LAUNCH_PATIENCE => {
@@ -818,6 +843,11 @@ impl<I: Infrastructure> Agent<I> {
             }
         }
     }
+}
+
+fn count_end(run: &FlowRun, state: State) {
+    let deployment = run.deployment.clone().unwrap_or_default();
+    metrics::counter!(RUNS_ENDED, "deployment" => deployment, "state" => state.to_string()).increment(1);
 }
 
 /// The deployment as its runs are launched from `pool`: a deployment

@@ -33,7 +33,10 @@ async fn kube_client(
             CommandError(format!("no Kubernetes configuration found ({e}): pass --kubeconfig, set KUBECONFIG, or run the agent in a cluster"))
         })?,
     };
-    kube::Client::try_from(config).map_err(|e| CommandError(format!("cannot build a Kubernetes client: {e}")))
+    // Every request is counted, by verb and answer, for `/metrics`.
+    let builder = kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| CommandError(format!("cannot build a Kubernetes client: {e}")))?;
+    Ok(builder.with_layer(&crate::agent::kubernetes::Metered).build())
 }
 
 /// Where the agent runs flow runs.
@@ -90,6 +93,10 @@ pub struct AgentArgs {
     /// Default: every queue, the higher-priority queues' runs first.
     #[arg(long = "queue", value_name = "NAME", env = "WEFT_QUEUES", value_delimiter = ',')]
     queues: Vec<String>,
+    /// Serve `/metrics` (Prometheus), `/healthz` and `/readyz` on this
+    /// address, such as 0.0.0.0:9090.
+    #[arg(long, value_name = "ADDR", env = "WEFT_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// Kubernetes: the kubeconfig file. Default: $KUBECONFIG, ~/.kube/config,
     /// or the pod's service account when the agent runs in a cluster.
     #[arg(long, value_name = "FILE")]
@@ -225,10 +232,32 @@ pub(super) async fn agent(args: AgentArgs) -> Result<ExitCode, CommandError> {
     };
     let store_url = store.url().to_owned();
     let store_options = args.store.all_options()?;
+    // Bound before anything runs, so that a port in use fails at once.
+    let endpoints = match args.metrics_listen {
+        Some(address) => {
+            let listener = crate::agent::endpoints::bind(address).await.map_err(CommandError)?;
+            let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .map_err(|e| CommandError(format!("cannot record metrics: {e}")))?;
+            Some((listener, metrics))
+        }
+        None => None,
+    };
+    let serve = |liveness, kube: Option<kube::Client>| {
+        if let Some((listener, metrics)) = endpoints {
+            let stalled_after = (config.poll_interval * 10).max(Duration::from_secs(60));
+            let endpoints =
+                crate::agent::endpoints::Endpoints::new(metrics, liveness, stalled_after, store.clone(), kube);
+            tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving /metrics, /healthz and /readyz");
+            tokio::spawn(crate::agent::endpoints::serve(listener, std::sync::Arc::new(endpoints)));
+        }
+    };
     match args.infra {
         Infra::Process => {
             let infra = ProcessInfrastructure::new(exe, store_url, store_options);
-            Agent::new(store, infra, config).run(shutdown).await;
+            let agent = Agent::new(store.clone(), infra, config.clone());
+            serve(agent.liveness(), None);
+            agent.run(shutdown).await;
         }
         Infra::Kubernetes => {
             let client = kube_client(args.kubeconfig.as_deref(), args.context.clone()).await?;
@@ -251,8 +280,11 @@ pub(super) async fn agent(args: AgentArgs) -> Result<ExitCode, CommandError> {
                 defaults.insert(key.to_owned(), value);
             }
             let limit = RateLimit::new(args.kube_qps, args.kube_burst);
-            let infra = KubernetesInfrastructure::new(client, store_url, store_options, template, defaults, limit);
-            Agent::new(store, infra, config).run(shutdown).await;
+            let infra =
+                KubernetesInfrastructure::new(client.clone(), store_url, store_options, template, defaults, limit);
+            let agent = Agent::new(store.clone(), infra, config.clone());
+            serve(agent.liveness(), Some(client));
+            agent.run(shutdown).await;
         }
     }
     Ok(ExitCode::SUCCESS)

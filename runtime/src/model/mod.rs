@@ -5,6 +5,7 @@ mod cache;
 mod deployment;
 pub mod job_template;
 mod logs;
+pub mod metric_names;
 mod parameters;
 mod pool;
 mod runs;

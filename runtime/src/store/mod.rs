@@ -22,6 +22,7 @@ mod artifacts;
 mod cache;
 mod compiled;
 mod deploy;
+mod metered;
 mod pools;
 mod queue;
 mod recorder;
@@ -149,6 +150,7 @@ impl Store {
     pub fn open(url: &str, options: &[(String, String)]) -> Result<Store, StoreError> {
         let location = StoreLocation::parse(url)?;
         let (objects, prefix) = location.connect(options)?;
+        let objects: Arc<dyn ObjectStore> = Arc::new(metered::Metered::new(objects));
         Ok(Store { objects, prefix, location })
     }
 

@@ -687,3 +687,32 @@ async fn two_pools_on_two_clusters_keep_to_their_own() {
     east.tear_down().await;
     west.tear_down().await;
 }
+
+/// A Kubernetes agent counts its API requests by verb and answer, and is
+/// unready while the API server is away (alive all along). Test server
+/// only: an outage of a real cluster cannot be caused from a test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_counts_api_requests_and_is_unready_while_the_api_server_is_away() {
+    let cluster = Cluster::start(Target::TestServer, None).await;
+    let backend = cluster.store();
+    let _dir = deploy(&backend, &yaml("hello", EXAMPLE_HELLO, "{}", "{}", ""));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("address").port();
+    let listen = format!("127.0.0.1:{port}");
+    let agent = cluster.agent(&backend, &["--metrics-listen", &listen]);
+    crate::endpoints::answer(port, "/readyz", 200).await;
+    let output = weft().args(["deployment", "run", "hello", "--watch"]).args(backend.args()).output().expect("run");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let page = crate::endpoints::answer(port, "/metrics", 200).await;
+    assert!(page.contains(r#"weft_kube_requests_total{verb="create",status="201"} 1"#), "{page}");
+    assert!(page.contains(r#"weft_kube_requests_total{verb="watch",status="200"}"#), "{page}");
+
+    let server = cluster.server().expect("the test server");
+    server.outage();
+    let reason = crate::endpoints::answer(port, "/readyz", 503).await;
+    assert!(reason.contains("the Kubernetes API server does not answer"), "{reason}");
+    assert_eq!(crate::endpoints::get(port, "/healthz").map(|(status, _)| status), Some(200), "still alive");
+    server.restore();
+    crate::endpoints::answer(port, "/readyz", 200).await;
+    drop(agent);
+    cluster.tear_down().await;
+}

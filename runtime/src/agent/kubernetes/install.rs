@@ -11,6 +11,9 @@ use serde_json::{Value, json};
 /// `--name` (so that a restarted pod adopts its runs).
 pub const AGENT_NAME: &str = "weft-agent";
 
+/// The port the agent serves `/metrics`, `/healthz` and `/readyz` on.
+pub const METRICS_PORT: u16 = 9090;
+
 /// What to install.
 #[derive(Debug, Clone)]
 pub struct InstallOptions {
@@ -81,6 +84,19 @@ pub fn install_manifests(options: &InstallOptions) -> Result<String, String> {
         }
     }
     let job_namespace = options.job_namespaces.first().unwrap_or(&options.namespace);
+    // An agent of pools has a name (and a Deployment) of its own, so that
+    // agents of several pools can live in one namespace.
+    let agent_name = if options.pools.is_empty() {
+        AGENT_NAME.to_owned()
+    } else {
+        format!("{AGENT_NAME}-{}", options.pools.join("-"))
+    };
+    let mut selector = json!({"app.kubernetes.io/name": AGENT_NAME});
+    let mut pod_labels = labels.clone();
+    if !options.pools.is_empty() {
+        selector["app.kubernetes.io/instance"] = json!(agent_name);
+        pod_labels["app.kubernetes.io/instance"] = json!(agent_name);
+    }
     let mut args = vec![
         "agent".to_owned(),
         "--infra".into(),
@@ -88,9 +104,11 @@ pub fn install_manifests(options: &InstallOptions) -> Result<String, String> {
         "--name".into(),
         // Claims are recorded under the agent's name: agents of other pools
         // (in other clusters) must not take each other's for their own.
-        if options.pools.is_empty() { AGENT_NAME.into() } else { format!("{AGENT_NAME}-{}", options.pools.join("-")) },
+        agent_name.clone(),
         "--log-format".into(),
         "json".into(),
+        "--metrics-listen".into(),
+        format!("0.0.0.0:{METRICS_PORT}"),
         "--job-variable".into(),
         format!("namespace={job_namespace}"),
         "--job-variable".into(),
@@ -121,14 +139,17 @@ pub fn install_manifests(options: &InstallOptions) -> Result<String, String> {
     documents.push(checked::<Deployment>(json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": AGENT_NAME, "namespace": options.namespace, "labels": labels},
+        "metadata": {"name": agent_name, "namespace": options.namespace, "labels": pod_labels},
         "spec": {
             // One agent per name: a second replica would share its claims.
             "replicas": 1,
             "strategy": {"type": "Recreate"},
-            "selector": {"matchLabels": {"app.kubernetes.io/name": AGENT_NAME}},
+            "selector": {"matchLabels": selector},
             "template": {
-                "metadata": {"labels": labels},
+                "metadata": {
+                    "labels": pod_labels,
+                    "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": METRICS_PORT.to_string()},
+                },
                 "spec": {
                     "serviceAccountName": AGENT_NAME,
                     "terminationGracePeriodSeconds": 60,
@@ -139,6 +160,17 @@ pub fn install_manifests(options: &InstallOptions) -> Result<String, String> {
                         "args": args,
                         "env": env,
                         "envFrom": env_from,
+                        "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
+                        // Alive while the agent loop turns; ready while the
+                        // store and the API server answer.
+                        "livenessProbe": {
+                            "httpGet": {"path": "/healthz", "port": "metrics"},
+                            "initialDelaySeconds": 10, "periodSeconds": 20, "failureThreshold": 3,
+                        },
+                        "readinessProbe": {
+                            "httpGet": {"path": "/readyz", "port": "metrics"},
+                            "periodSeconds": 10, "timeoutSeconds": 12, "failureThreshold": 3,
+                        },
                         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
                         "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true},
                     }],

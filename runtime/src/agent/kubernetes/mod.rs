@@ -4,6 +4,7 @@
 mod diagnose;
 mod infra;
 mod install;
+mod metered;
 mod watch;
 
 pub use diagnose::{Verdict, diagnose};
@@ -13,4 +14,5 @@ pub use crate::model::job_template::{
     label_value,
 };
 pub use infra::{KubeHandle, KubernetesInfrastructure, RateLimit, explain, is_credential};
-pub use install::{AGENT_NAME, AGENT_RULES, InstallOptions, install_manifests};
+pub use install::{AGENT_NAME, AGENT_RULES, InstallOptions, METRICS_PORT, install_manifests};
+pub use metered::Metered;
