@@ -367,3 +367,31 @@ fn agent_install_puts_the_pool_in_the_agents_deployment_under_a_name_of_its_own(
     let err = refused(install(&["--pool", "no/slash"]));
     assert!(err.contains("pool name `no/slash` is not usable"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_ls_shows_each_agent_its_pools_and_whether_it_is_at_work() {
+    let backend = Backend::file();
+    ok(pool(&backend, &["create", "cpu", "--type", "process"]));
+    let agent = AgentProcess::start(&backend, "lister", &["--pool", "cpu,process", "--queue", "default"]);
+    let ls = || ok(weft().args(["agent", "ls"]).args(backend.args()).output().expect("agent ls"));
+    let mut listed = String::new();
+    wait_for("the agent's record", Duration::from_secs(30), async || {
+        listed = ls();
+        listed.contains("lister")
+    })
+    .await;
+    let row = listed.lines().find(|l| l.starts_with("lister")).expect("a row");
+    assert!(row.contains("online") && row.contains("cpu,process (queues default)") && row.contains("0/8"), "{listed}");
+    drop(agent);
+    let listed = ls();
+    let row = listed.lines().find(|l| l.starts_with("lister")).expect("a row");
+    assert!(row.contains("stopped"), "an agent that stops says so: {listed}");
+    let json: Value = serde_json::from_str(&ok(weft()
+        .args(["agent", "ls", "--output", "json"])
+        .args(backend.args())
+        .output()
+        .expect("ls")))
+    .expect("JSON");
+    assert_eq!(json[0]["pools"], serde_json::json!(["cpu", "process"]));
+    assert!(json[0]["stopped"].is_string());
+}

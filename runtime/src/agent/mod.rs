@@ -204,6 +204,9 @@ pub struct Agent<I: Infrastructure> {
     pools: HashMap<String, (u64, Option<WorkPool>)>,
     /// Beats on every turn of the loop, for `/healthz`.
     liveness: endpoints::Liveness,
+    /// When it started, and when it last wrote its record to the store.
+    started: SystemTime,
+    recorded: Option<Instant>,
 }
 
 /// What the agent still owes the store about a run.
@@ -270,6 +273,34 @@ impl<I: Infrastructure> Agent<I> {
             scheduled_until: None,
             pools: HashMap::new(),
             liveness: endpoints::Liveness::default(),
+            started: SystemTime::now(),
+            recorded: None,
+        }
+    }
+
+    /// Writes what it is and does to the store (`weft agent ls` reads it),
+    /// every [`AGENT_BEAT`](crate::model::AGENT_BEAT) and as it stops.
+    async fn record(&mut self, stopped: bool) {
+        if !stopped && self.recorded.is_some_and(|at| at.elapsed() < crate::model::AGENT_BEAT) {
+            return;
+        }
+        let now = SystemTime::now();
+        let record = crate::model::AgentRecord {
+            name: self.config.name.clone(),
+            infrastructure: self.infra.kind().to_owned(),
+            pools: self.served(),
+            queues: self.config.queues.clone(),
+            limit: self.config.limit,
+            runs_in_hand: self.active.len() + self.waiting.len() + self.adopted.len(),
+            host: host_name(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            started: self.started,
+            time: now,
+            stopped: stopped.then_some(now),
+        };
+        match self.store.put_agent_record(&record).await {
+            Ok(()) => self.recorded = Some(Instant::now()),
+            Err(e) => tracing::warn!(error = %e, "could not write the agent's record; will retry"),
         }
     }
 
@@ -369,6 +400,7 @@ impl<I: Infrastructure> Agent<I> {
                 "shutting down: no more claims; running runs go on, for the next agent named {} to adopt",
                 self.config.name
             );
+            self.record(true).await;
             return;
         }
         tracing::info!(running = self.active.len(), grace = ?self.config.grace, "shutting down: no more claims");
@@ -386,6 +418,7 @@ impl<I: Infrastructure> Agent<I> {
             self.end_unfinished(&active.run, &reason, Vec::new()).await;
             tracing::warn!(run = %id, "killed at shutdown");
         }
+        self.record(true).await;
         tracing::info!("agent stopped");
     }
 
@@ -409,6 +442,7 @@ impl<I: Infrastructure> Agent<I> {
         }
         let in_hand = self.active.len() + self.waiting.len() + self.adopted.len();
         metrics::gauge!(RUNS_IN_HAND).set(in_hand as f64);
+        self.record(false).await;
         self.liveness.beat();
     }
 
@@ -843,6 +877,16 @@ impl<I: Infrastructure> Agent<I> {
             }
         }
     }
+}
+
+/// This host's name (a pod's name in a cluster).
+pub fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_owned()))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "agent".into())
 }
 
 fn count_end(run: &FlowRun, state: State) {

@@ -129,6 +129,9 @@ pub struct AgentArgs {
 pub enum AgentAction {
     /// Print the manifests that run an agent in a cluster, for `kubectl apply -f -`.
     Install(InstallArgs),
+    /// List the agents that use the store: what they serve, and whether they
+    /// are at work (each writes a record every 10 s).
+    Ls(super::table::ListArgs),
 }
 
 /// `weft agent install`.
@@ -164,16 +167,44 @@ pub struct InstallArgs {
     pools: Vec<String>,
 }
 
-fn host_name() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_owned()))
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "agent".into())
+async fn ls(args: super::table::ListArgs) -> Result<ExitCode, CommandError> {
+    let store = args.store.open()?;
+    let records = store.agent_records().await?;
+    if args.output == super::table::OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&records)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let now = std::time::SystemTime::now();
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| {
+            let pools = if r.queues.is_empty() {
+                r.pools.join(",")
+            } else {
+                format!("{} (queues {})", r.pools.join(","), r.queues.join(","))
+            };
+            vec![
+                r.name.clone(),
+                r.status(now).to_string(),
+                r.infrastructure.clone(),
+                pools,
+                format!("{}/{}", r.runs_in_hand, r.limit),
+                r.host.clone(),
+                super::table::time(r.time),
+            ]
+        })
+        .collect();
+    anstream::print!(
+        "{}",
+        super::table::render(&["NAME", "STATUS", "INFRASTRUCTURE", "POOLS", "RUNS", "HOST", "LAST SEEN"], &rows)
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 pub(super) async fn agent(args: AgentArgs) -> Result<ExitCode, CommandError> {
+    if let Some(AgentAction::Ls(list)) = args.action {
+        return ls(list).await;
+    }
     if let Some(AgentAction::Install(install)) = args.action {
         let options = InstallOptions {
             namespace: install.namespace,
@@ -193,7 +224,7 @@ pub(super) async fn agent(args: AgentArgs) -> Result<ExitCode, CommandError> {
     store.check().await?;
     let exe = std::env::current_exe().map_err(|e| CommandError(format!("cannot find the weft executable: {e}")))?;
     let config = AgentConfig {
-        name: args.name.unwrap_or_else(host_name),
+        name: args.name.unwrap_or_else(crate::agent::host_name),
         limit: args.limit.max(1),
         poll_interval: args.poll_interval,
         grace: args.grace,

@@ -1,6 +1,7 @@
 //! The types that flow runs, task runs and logs are made of. Plain data with
 //! serde: no I/O happens here.
 
+mod agents;
 mod cache;
 mod deployment;
 pub mod job_template;
@@ -12,6 +13,7 @@ mod runs;
 mod tasks;
 mod units;
 
+pub use agents::{AGENT_BEAT, AgentRecord, AgentStatus};
 pub use cache::{CacheFuture, CachedResult, ResultCache};
 pub use deployment::{
     Deployment, DeploymentFile, DeploymentFileError, DeploymentSpec, DirGrant, Infrastructure, Sandbox, Schedule,

@@ -7,6 +7,7 @@
 //! queue/<due-ms>-<run-id>=<pool>=<q>  a marker per Scheduled run, deleted once claimed
 //! slots/<deployment>/<n>               a deployment's concurrency slots, created-only by the run that holds one
 //! agents/<agent>/<run-id>              runs an agent has claimed and not yet seen end
+//! agent-heartbeats/<agent>.json        what each agent says about itself, every 10 s
 //! runs/<id>/heartbeat.json             the runner's latest heartbeat
 //! ```
 
@@ -205,6 +206,31 @@ impl Store {
     /// Forgets a claim once the run has ended.
     pub async fn forget_claim(&self, agent: &str, run_id: &str) -> Result<(), StoreError> {
         self.delete(&format!("agents/{agent}/{run_id}")).await
+    }
+
+    /// Writes an agent's record.
+    pub async fn put_agent_record(&self, record: &crate::model::AgentRecord) -> Result<(), StoreError> {
+        let json = serde_json::to_vec_pretty(record).unwrap_or_default();
+        self.put(&format!("agent-heartbeats/{}.json", record.name), json.into()).await
+    }
+
+    /// Every agent's record, by name; one that does not parse is skipped.
+    pub async fn agent_records(&self) -> Result<Vec<crate::model::AgentRecord>, StoreError> {
+        let mut records = Vec::new();
+        for file in self.list_names("agent-heartbeats").await? {
+            let Some(name) = file.strip_suffix(".json") else { continue };
+            match self.get_json(&format!("agent-heartbeats/{name}.json")).await {
+                Ok(Some(record)) => records.push(record),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(agent = name, error = %e, "skipping an agent record that cannot be read"),
+            }
+        }
+        Ok(records)
+    }
+
+    /// Forgets an agent's record.
+    pub async fn delete_agent_record(&self, name: &str) -> Result<(), StoreError> {
+        self.delete(&format!("agent-heartbeats/{name}.json")).await
     }
 
     /// Writes a runner's heartbeat.
