@@ -89,23 +89,35 @@ impl Store {
     /// A pool and its revision; the default pools exist at revision 0 until
     /// edited. `None` if there is no such pool.
     pub async fn pool(&self, name: &str) -> Result<Option<(u64, WorkPool)>, StoreError> {
-        let revision = self.pool_revision(name).await?;
-        self.pool_at(name, revision).await
-    }
-
-    async fn pool_at(&self, name: &str, revision: u64) -> Result<Option<(u64, WorkPool)>, StoreError> {
-        if revision == 0 {
-            return Ok(PoolKind::of_default(name).map(|kind| (0, WorkPool::default_for(kind))));
-        }
-        match self.get_json::<Revision>(&revision_path(name, revision)).await? {
-            // Pruned between the listing and the read: a newer one exists.
-            None => Box::pin(self.pool(name)).await,
-            Some(Revision { pool: Some(pool), .. }) => Ok(Some((revision, pool))),
-            // Deleted; a default pool comes back as it was.
-            Some(Revision { pool: None, .. }) => {
-                Ok(PoolKind::of_default(name).map(|kind| (revision, WorkPool::default_for(kind))))
+        // The latest revision is read again if it vanished between the
+        // listing and the read (pruned after ten newer writes).
+        for _ in 0..ATTEMPTS {
+            let revision = self.pool_revision(name).await?;
+            if let Some(found) = self.pool_at(name, revision).await? {
+                return Ok(found);
             }
         }
+        Err(StoreError::Corrupt {
+            url: self.url().to_owned(),
+            path: folder(name),
+            reason: format!("its latest revision vanished {ATTEMPTS} times while being read"),
+        })
+    }
+
+    /// The pool as revision `revision` has it (`Some(None)`: deleted, or
+    /// never created); `None` if that revision is gone.
+    async fn pool_at(&self, name: &str, revision: u64) -> Result<Option<Option<(u64, WorkPool)>>, StoreError> {
+        if revision == 0 {
+            return Ok(Some(PoolKind::of_default(name).map(|kind| (0, WorkPool::default_for(kind)))));
+        }
+        Ok(match self.get_json::<Revision>(&revision_path(name, revision)).await? {
+            None => None,
+            Some(Revision { pool: Some(pool), .. }) => Some(Some((revision, pool))),
+            // Deleted; a default pool comes back as it was.
+            Some(Revision { pool: None, .. }) => {
+                Some(PoolKind::of_default(name).map(|kind| (revision, WorkPool::default_for(kind))))
+            }
+        })
     }
 
     /// A pool, or an error naming the closest existing one.
@@ -148,7 +160,8 @@ impl Store {
         }
         let name = pool.name.clone();
         let revision = self.pool_revision(&name).await?;
-        if self.pool_at(&name, revision).await?.is_some() {
+        if !matches!(self.pool_at(&name, revision).await?, Some(None)) {
+            // It exists (or its latest revision is being replaced right now).
             return Err(PoolError::Exists(name));
         }
         let mut pool = pool;
