@@ -300,6 +300,8 @@ async fn a_pools_queues_have_priorities_limits_and_agents_of_their_own() {
     claimed.sort();
     let order: Vec<bool> = claimed.into_iter().map(|(_, is_high)| is_high).collect();
     assert_eq!(order, [true, true, true, false, false, false], "the high-priority queue's runs were claimed first");
+    let shown = ok(weft().args(["runs", "show", &high[0]]).args(backend.args()).output().expect("runs show"));
+    assert!(shown.contains("Work pool  work (queue high)"), "{shown}");
 
     // An agent of one queue leaves the others' runs alone.
     let (a_low, a_high) = (run_deployment(&backend, "low", &[]), run_deployment(&backend, "urgent", &[]));

@@ -228,6 +228,10 @@ async fn show(args: ShowArgs) -> Result<ExitCode, CommandError> {
     if let Some(deployment) = &run.deployment {
         println!("Deployment {deployment}");
     }
+    if let Some(pool) = &run.work_pool {
+        let queue = run.work_queue.as_deref().unwrap_or(crate::model::DEFAULT_QUEUE);
+        println!("Work pool  {pool} (queue {queue})");
+    }
     println!("Component  {}", run.component);
     println!("Attempt    {}", run.attempt);
     println!("State      {}", state_text(&summary));
