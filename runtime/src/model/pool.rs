@@ -157,10 +157,19 @@ impl WorkQueue {
 /// Checks a pool name: what deployments and agents write must also be a
 /// store path segment and a Kubernetes label value.
 pub fn check_pool_name(name: &str) -> Result<(), String> {
+    check_name("pool", name)
+}
+
+/// Checks a queue name, as pool names are checked.
+pub fn check_queue_name(name: &str) -> Result<(), String> {
+    check_name("queue", name)
+}
+
+fn check_name(what: &str, name: &str) -> Result<(), String> {
     let fine = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
     if name.is_empty() || name.len() > 63 || !name.chars().all(fine) || name.starts_with(['.', '-']) {
         return Err(format!(
-            "pool name `{name}` is not usable: write 1 to 63 letters, digits, `-`, `_` or `.`, starting with a \
+            "{what} name `{name}` is not usable: write 1 to 63 letters, digits, `-`, `_` or `.`, starting with a \
              letter or digit"
         ));
     }
@@ -194,6 +203,7 @@ mod tests {
         assert!(WorkPool::default_for(PoolKind::Process).is_default());
         assert!(!WorkPool::new("process", PoolKind::Kubernetes).is_default());
         assert!(check_pool_name("gpu-eu.1").is_ok());
+        assert!(check_queue_name("a~b").is_err_and(|e| e.starts_with("queue name `a~b`")));
         for bad in ["", "-gpu", "a/b", "späti", &"x".repeat(64)] {
             assert!(check_pool_name(bad).is_err(), "{bad}");
         }

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::{Slot, Store, StoreError};
-use crate::model::{DEFAULT_QUEUE, PoolKind, WorkPool, WorkQueue, check_pool_name};
+use crate::model::{DEFAULT_QUEUE, PoolKind, WorkPool, WorkQueue, check_pool_name, check_queue_name};
 
 /// A revision as stored: the pool, or its deletion.
 #[derive(Serialize, Deserialize)]
@@ -200,13 +200,7 @@ impl Store {
                 "`{name}` is a default pool and cannot be deleted; `weft pool update {name}` changes it"
             )));
         }
-        let users: Vec<String> = self
-            .deployments()
-            .await?
-            .into_iter()
-            .filter(|d| d.pool_name() == name)
-            .map(|d| format!("`{}`", d.name))
-            .collect();
+        let users = self.deployments_using(name, None).await?;
         if !users.is_empty() {
             return Err(PoolError::Refused(format!(
                 "work pool `{name}` is used by deployment {}: point them at another pool (or `weft deployment \
@@ -223,10 +217,21 @@ impl Store {
         Err(PoolError::Contended(name.to_owned()))
     }
 
-    /// Adds a queue to a pool; its priority defaults to one below the
-    /// lowest there (a higher number).
+    /// The deployments (as `` `name` ``) that send runs to a pool, or to one
+    /// of its queues.
+    async fn deployments_using(&self, pool: &str, queue: Option<&str>) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .deployments()
+            .await?
+            .into_iter()
+            .filter(|d| d.pool_name() == pool && queue.is_none_or(|q| d.queue_name() == q))
+            .map(|d| format!("`{}`", d.name))
+            .collect())
+    }
+
+    /// Adds a queue to a pool; refused if the pool has one of that name.
     pub async fn create_queue(&self, pool: &str, queue: WorkQueue) -> Result<WorkPool, PoolError> {
-        check_pool_name(&queue.name).map_err(|e| PoolError::Refused(e.replace("pool name", "queue name")))?;
+        check_queue_name(&queue.name).map_err(PoolError::Refused)?;
         let (_, pool) = self
             .update_pool(pool, |p| {
                 if p.queue(&queue.name).is_some() {
@@ -246,13 +251,7 @@ impl Store {
                 "every pool has the queue `{DEFAULT_QUEUE}`; `weft pool queue update {pool} {DEFAULT_QUEUE}` changes it"
             )));
         }
-        let users: Vec<String> = self
-            .deployments()
-            .await?
-            .into_iter()
-            .filter(|d| d.pool_name() == pool && d.queue_name() == queue)
-            .map(|d| format!("`{}`", d.name))
-            .collect();
+        let users = self.deployments_using(pool, Some(queue)).await?;
         if !users.is_empty() {
             return Err(PoolError::Refused(format!(
                 "queue `{queue}` of work pool `{pool}` is used by deployment {}: point them at another queue first",
