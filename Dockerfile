@@ -19,7 +19,7 @@ WORKDIR /src
 COPY . .
 RUN target="$(uname -m)-unknown-linux-musl" \
     && rustup target add "$target" \
-    && cargo build --locked --release --target "$target" -p weft \
+    && cargo build --locked --release --target "$target" -p weft-cli \
     && strip --strip-debug -o /weft "target/$target/release/weft"
 
 FROM gcr.io/distroless/static-debian12:nonroot

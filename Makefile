@@ -40,7 +40,7 @@ setup:
 # The etl example, twice on the embedded default (store in ~/.weft, local
 # processes): once with `weft run`, then through a deployment and an agent.
 demo: setup
-	$(CARGO) build -p weft --target $(TARGET)
+	$(CARGO) build -p weft-cli --target $(TARGET)
 	for flow in etl hello; do \
 		$(CARGO) build --release --target wasm32-wasip2 \
 			--manifest-path examples/$$flow/Cargo.toml --target-dir $(GUESTS) || exit 1; \
@@ -64,17 +64,17 @@ demo: setup
 test: setup
 	tests/emulators/install.sh
 	tests/toolchains/install.sh
-	$(CARGO) build -p weft --target $(TARGET)
+	$(CARGO) build -p weft-cli --target $(TARGET)
 	$(CARGO) test --workspace --target $(TARGET)
 
 bench: setup
 	tests/toolchains/install.sh
-	$(CARGO) build --release -p weft
+	$(CARGO) build --release -p weft-cli
 	$(CARGO) bench -p weft-tests
 
 # What the Dockerfile builds, checked by running a flow with it.
 static: setup
-	$(CARGO) build --release --target $(TARGET) -p weft
+	$(CARGO) build --release --target $(TARGET) -p weft-cli
 	$(CARGO) build --release --target wasm32-wasip2 \
 		--manifest-path examples/hello/Cargo.toml --target-dir $(GUESTS)
 	WEFT_HOME=target/static-home target/$(TARGET)/release/weft run \

@@ -2,8 +2,11 @@
 //!
 //! This crate is the host: the [`engine`] that compiles and sandboxes
 //! components, the [`host`] side of the `weft:flow` WIT interfaces, the
-//! [`runner`] that executes one flow run, the [`model`] and [`sandbox`] types they share, and
-//! the [`cli`] of the `weft` binary.
+//! [`runner`] that executes one flow run, the [`store`] that is the control
+//! plane, and the [`agent`] that launches runs. The types they share, with
+//! no I/O, are the `weft-model` crate, re-exported here as [`model`] and
+//! [`sandbox`]. The `weft` command is the `weft-cli` crate, and the web UI
+//! `weft-ui`, both on top of this one.
 //!
 //! ```no_run
 //! # async fn example() -> anyhow::Result<()> {
@@ -20,10 +23,10 @@
 //! ```
 
 pub mod agent;
-pub mod cli;
 pub mod engine;
 pub mod host;
-pub mod model;
 pub mod runner;
-pub mod sandbox;
 pub mod store;
+
+pub use weft_model as model;
+pub use weft_model::sandbox;

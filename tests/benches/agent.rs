@@ -1,5 +1,5 @@
 //! What the agent costs, with the release `weft` binary on a local store:
-//! `make bench` (or `cargo build --release -p weft && cargo bench -p
+//! `make bench` (or `cargo build --release -p weft-cli && cargo bench -p
 //! weft-tests --bench agent`).
 //!
 //! - latency: from `weft deployment run` to the runner marking the run

@@ -1,5 +1,5 @@
 //! What a Python flow costs to start, with the release `weft` binary:
-//! `make bench` (or `cargo build --release -p weft && cargo bench -p
+//! `make bench` (or `cargo build --release -p weft-cli && cargo bench -p
 //! weft-tests --bench guests`).
 //!
 //! The etl-python example is built with the Python SDK's build helper

@@ -1,7 +1,7 @@
 //! What the Kubernetes agent costs, with the release `weft` binary as agent
 //! and runner, the project's Kubernetes API test server (whose kubelet runs
 //! each pod's runner as a local process) and a local store: `make bench` (or
-//! `cargo build --release -p weft && cargo bench -p weft-tests --bench
+//! `cargo build --release -p weft-cli && cargo bench -p weft-tests --bench
 //! kubernetes`).
 //!
 //! - latency, at a 100 ms poll interval over 40 runs (p50, p95): from

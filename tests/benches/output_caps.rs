@@ -1,5 +1,5 @@
 //! What a guest that floods costs the host, with the release `weft` binary:
-//! `make bench` (or `cargo build --release -p weft && cargo bench -p
+//! `make bench` (or `cargo build --release -p weft-cli && cargo bench -p
 //! weft-tests --bench output_caps`).
 //!
 //! Each workload is one `weft run` of the `floods` fixture on a fresh local

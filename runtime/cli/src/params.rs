@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::CommandError;
-use crate::model::{Parameters, parse_assignment};
+use weft::model::{Parameters, parse_assignment};
 
 /// Parameters given on the command line.
 #[derive(Debug, Clone, Args)]

@@ -3,7 +3,7 @@
 use clap::Args;
 
 use super::CommandError;
-use crate::store::{Store, default_store_url};
+use weft::store::{Store, default_store_url};
 
 /// Which store to use.
 #[derive(Debug, Clone, Args)]

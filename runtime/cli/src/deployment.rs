@@ -12,8 +12,8 @@ use super::store_args::StoreArgs;
 use super::table::{ListArgs, OutputFormat, render, time};
 use super::terminal::LogArgs;
 use super::{CommandError, EXIT_FAILED};
-use crate::model::{Deployment, RunSink, State};
-use crate::store::Store;
+use weft::model::{Deployment, RunSink, State};
+use weft::store::Store;
 
 /// Manage the deployments applied to the store.
 #[derive(Debug, Subcommand)]
@@ -108,7 +108,7 @@ async fn ls(args: ListArgs) -> Result<ExitCode, CommandError> {
                 if schedules.is_empty() { "-".into() } else { schedules.join(", ") },
                 d.infrastructure.kind().to_owned(),
                 match d.queue_name() {
-                    crate::model::DEFAULT_QUEUE => d.pool_name().to_owned(),
+                    weft::model::DEFAULT_QUEUE => d.pool_name().to_owned(),
                     queue => format!("{}/{queue}", d.pool_name()),
                 },
                 time(d.updated),

@@ -211,7 +211,7 @@ impl JobTemplate {
         for (key, value) in variables {
             if !self.defaults.contains_key(key) {
                 let known: Vec<&str> = self.defaults.keys().map(String::as_str).collect();
-                let hint = crate::model::closest(key, known.iter().copied())
+                let hint = crate::closest(key, known.iter().copied())
                     .map(|k| format!("did you mean `{k}`?"))
                     .unwrap_or_else(|| format!("the variables are: {}", known.join(", ")));
                 return Err(self.error(format!("unknown job variable `{key}`: {hint}")));

@@ -8,8 +8,8 @@ use clap::{Args, ValueEnum};
 use super::CommandError;
 use super::store_args::StoreArgs;
 use super::terminal::LogFormat;
-use crate::agent::kubernetes::{InstallOptions, JobTemplate, install_manifests};
-use crate::agent::{Agent, AgentConfig, KubernetesInfrastructure, ProcessInfrastructure, RateLimit};
+use weft::agent::kubernetes::{InstallOptions, JobTemplate, install_manifests};
+use weft::agent::{Agent, AgentConfig, KubernetesInfrastructure, ProcessInfrastructure, RateLimit};
 
 /// A Kubernetes client from the usual places: a kubeconfig file given or in
 /// $KUBECONFIG or ~/.kube/config, else the pod's service account.
@@ -36,7 +36,7 @@ async fn kube_client(
     // Every request is counted, by verb and answer, for `/metrics`.
     let builder = kube::client::ClientBuilder::try_from(config)
         .map_err(|e| CommandError(format!("cannot build a Kubernetes client: {e}")))?;
-    Ok(builder.with_layer(&crate::agent::kubernetes::Metered).build())
+    Ok(builder.with_layer(&weft::agent::kubernetes::Metered).build())
 }
 
 /// Where the agent runs flow runs.
@@ -70,16 +70,16 @@ pub struct AgentArgs {
     #[arg(long, value_name = "N", default_value_t = 8)]
     limit: usize,
     /// How often to look for due runs and finished ones.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = crate::model::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = weft::model::parse_duration)]
     poll_interval: Duration,
     /// On shutdown, how long running runs get to finish before they are killed.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::model::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = weft::model::parse_duration)]
     grace: Duration,
     /// A run whose runner sent no heartbeat for this long has crashed.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::model::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = weft::model::parse_duration)]
     heartbeat_timeout: Duration,
     /// How long a cancelled run's runner gets to stop before it is killed.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::model::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = weft::model::parse_duration)]
     cancel_grace: Duration,
     /// How the agent's own log is written (stderr).
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
@@ -224,7 +224,7 @@ pub(super) async fn agent(args: AgentArgs) -> Result<ExitCode, CommandError> {
     store.check().await?;
     let exe = std::env::current_exe().map_err(|e| CommandError(format!("cannot find the weft executable: {e}")))?;
     let config = AgentConfig {
-        name: args.name.unwrap_or_else(crate::agent::host_name),
+        name: args.name.unwrap_or_else(weft::agent::host_name),
         limit: args.limit.max(1),
         poll_interval: args.poll_interval,
         grace: args.grace,
@@ -234,8 +234,8 @@ pub(super) async fn agent(args: AgentArgs) -> Result<ExitCode, CommandError> {
         queues: args.queues.clone(),
     };
     let kind = match args.infra {
-        Infra::Process => crate::model::PoolKind::Process,
-        Infra::Kubernetes => crate::model::PoolKind::Kubernetes,
+        Infra::Process => weft::model::PoolKind::Process,
+        Infra::Kubernetes => weft::model::PoolKind::Kubernetes,
     };
     for name in &args.pools {
         let (_, pool) = store.pool_or_suggest(name).await?;
@@ -266,7 +266,7 @@ pub(super) async fn agent(args: AgentArgs) -> Result<ExitCode, CommandError> {
     // Bound before anything runs, so that a port in use fails at once.
     let endpoints = match args.metrics_listen {
         Some(address) => {
-            let listener = crate::agent::endpoints::bind(address).await.map_err(CommandError)?;
+            let listener = weft::agent::endpoints::bind(address).await.map_err(CommandError)?;
             let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
                 .install_recorder()
                 .map_err(|e| CommandError(format!("cannot record metrics: {e}")))?;
@@ -278,9 +278,9 @@ pub(super) async fn agent(args: AgentArgs) -> Result<ExitCode, CommandError> {
         if let Some((listener, metrics)) = endpoints {
             let stalled_after = (config.poll_interval * 10).max(Duration::from_secs(60));
             let endpoints =
-                crate::agent::endpoints::Endpoints::new(metrics, liveness, stalled_after, store.clone(), kube);
+                weft::agent::endpoints::Endpoints::new(metrics, liveness, stalled_after, store.clone(), kube);
             tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving /metrics, /healthz and /readyz");
-            tokio::spawn(crate::agent::endpoints::serve(listener, std::sync::Arc::new(endpoints)));
+            tokio::spawn(weft::agent::endpoints::serve(listener, std::sync::Arc::new(endpoints)));
         }
     };
     match args.infra {

@@ -503,7 +503,7 @@ pub mod duration {
                 self.visit_str(&v.to_string())
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
-                crate::model::parse_duration(v).map_err(E::custom)
+                crate::parse_duration(v).map_err(E::custom)
             }
         }
         d.deserialize_any(Visitor)

@@ -1,5 +1,9 @@
-//! The types that flow runs, task runs and logs are made of. Plain data with
-//! serde: no I/O happens here.
+//! The types that flow runs, task runs and logs are made of, and the
+//! [`sandbox`] a run is held in. Plain data with serde: no I/O happens here.
+//!
+//! The `weft` library re-exports this crate as `weft::model` (and its
+//! sandbox as `weft::sandbox`); the UI and the command line build on the
+//! same types.
 
 mod agents;
 mod cache;
@@ -10,6 +14,7 @@ pub mod metric_names;
 mod parameters;
 mod pool;
 mod runs;
+pub mod sandbox;
 mod tasks;
 mod units;
 

@@ -3,8 +3,8 @@
 
 use clap::Args;
 
-use crate::model::{Sandbox, parse_byte_limit};
-use crate::sandbox::Limits;
+use weft::model::{Sandbox, parse_byte_limit};
+use weft::sandbox::Limits;
 
 /// `--max-log-line`, `--max-log-volume`, `--max-result`.
 #[derive(Debug, Args)]

@@ -13,13 +13,13 @@ use super::params::ParamArgs;
 use super::store_args::StoreArgs;
 use super::terminal::LogArgs;
 use super::{CommandError, EXIT_FAILED, EXIT_UNRECORDED};
-use crate::engine::{Engine, EngineConfig, Limits, TaskComponents, inspect_flow, inspect_task};
-use crate::model::{FlowRun, FlowRunOutcome, Level, RunSink, Sandbox, TaskComponentRef, TaskPolicy};
-use crate::runner::{
+use weft::engine::{Engine, EngineConfig, Limits, TaskComponents, inspect_flow, inspect_task};
+use weft::model::{FlowRun, FlowRunOutcome, Level, RunSink, Sandbox, TaskComponentRef, TaskPolicy};
+use weft::runner::{
     FlowRunRequest, HEARTBEAT_INTERVAL, OnSignal, RecordError, StopSignal, Supervisor, resolve_sandbox,
     run_request_recorded, with_shared_code,
 };
-use crate::store::{CodeKey, ComponentSource, Store};
+use weft::store::{CodeKey, ComponentSource, Store};
 
 /// Run a flow once, in this process, and print its result.
 ///
@@ -43,11 +43,11 @@ pub struct RunArgs {
     params: ParamArgs,
 
     /// Wall-clock limit for the run, such as 30s, 5m or 1h.
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = crate::model::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = weft::model::parse_duration)]
     timeout: Duration,
 
     /// Memory limit for the guest, such as 64MiB or 1GiB.
-    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = crate::model::parse_memory)]
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = weft::model::parse_memory)]
     memory: u64,
 
     /// Fuel limit (roughly, WebAssembly instructions executed). Off by default.
@@ -72,7 +72,7 @@ pub struct RunArgs {
     output_limits: OutputLimitArgs,
     /// How long to keep trying to record the run's end while the store is
     /// unreachable, before giving up with exit status 3.
-    #[arg(long, value_name = "DURATION", env = "WEFT_RECORD_PATIENCE", default_value = "5m", value_parser = crate::model::parse_duration)]
+    #[arg(long, value_name = "DURATION", env = "WEFT_RECORD_PATIENCE", default_value = "5m", value_parser = weft::model::parse_duration)]
     record_patience: Duration,
 
     #[command(flatten)]
@@ -95,7 +95,7 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
     // is refused at once.
     let (bytes, digest) = store.component(&source, &args.store.all_options()?, inspect_flow).await?;
     let engine = Engine::new(&EngineConfig { fuel: args.fuel.is_some() })?;
-    let cache = crate::store::weft_home().map(|home| home.join("cache/compiled"));
+    let cache = weft::store::weft_home().map(|home| home.join("cache/compiled"));
     let code_key = CodeKey::from_env()?;
     let load = || async {
         match &cache {

@@ -10,13 +10,13 @@ use super::limits::OutputLimitArgs;
 use super::store_args::StoreArgs;
 use super::terminal::{LogFormat, TerminalLogs};
 use super::{CommandError, EXIT_FAILED, EXIT_UNRECORDED};
-use crate::engine::{Engine, EngineConfig};
-use crate::model::{FlowRunOutcome, Level, RunSink, State, StateRecord};
-use crate::runner::{
+use weft::engine::{Engine, EngineConfig};
+use weft::model::{FlowRunOutcome, Level, RunSink, State, StateRecord};
+use weft::runner::{
     FlowRunRequest, INFRASTRUCTURE_ENV, OnSignal, RecordError, Signal, StopSignal, Supervisor, resolve_sandbox,
     run_request_recorded, stored_task_components, with_shared_code,
 };
-use crate::store::{CodeKey, Store, weft_home};
+use weft::store::{CodeKey, Store, weft_home};
 
 /// Exit status of a runner whose run ended Cancelled.
 pub const EXIT_CANCELLED: u8 = 4;
@@ -36,14 +36,14 @@ pub struct RunnerArgs {
     #[arg(long = "run", value_name = "ID")]
     run: String,
     /// How often the runner writes a heartbeat and checks for cancellation.
-    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = crate::model::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = weft::model::parse_duration)]
     heartbeat_interval: Duration,
     /// The operator's ceilings: a deployment may ask for less, never more.
     #[command(flatten)]
     output_limits: OutputLimitArgs,
     /// How long to keep trying to record the run's end while the store is
     /// unreachable, before giving up with exit status 3.
-    #[arg(long, value_name = "DURATION", env = "WEFT_RECORD_PATIENCE", default_value = "5m", value_parser = crate::model::parse_duration)]
+    #[arg(long, value_name = "DURATION", env = "WEFT_RECORD_PATIENCE", default_value = "5m", value_parser = weft::model::parse_duration)]
     record_patience: Duration,
     #[command(flatten)]
     store: StoreArgs,

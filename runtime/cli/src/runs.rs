@@ -8,8 +8,8 @@ use clap::{Args, Subcommand};
 use super::CommandError;
 use super::store_args::StoreArgs;
 use super::table::{OutputFormat, duration, render, time};
-use crate::model::{State, StateRecord};
-use crate::store::{RunSummary, TransitionOutcome};
+use weft::model::{State, StateRecord};
+use weft::store::{RunSummary, TransitionOutcome};
 
 /// Inspect flow runs recorded in the store.
 #[derive(Debug, Subcommand)]
@@ -186,7 +186,7 @@ async fn ls(args: LsArgs) -> Result<ExitCode, CommandError> {
 }
 
 /// `sha256:` and the first 12 hex digits: enough to tell components apart.
-fn short_digest(digest: &crate::model::Digest) -> String {
+fn short_digest(digest: &weft::model::Digest) -> String {
     format!("sha256:{}", &digest.hex()[..12])
 }
 
@@ -229,7 +229,7 @@ async fn show(args: ShowArgs) -> Result<ExitCode, CommandError> {
         println!("Deployment {deployment}");
     }
     if let Some(pool) = &run.work_pool {
-        let queue = run.work_queue.as_deref().unwrap_or(crate::model::DEFAULT_QUEUE);
+        let queue = run.work_queue.as_deref().unwrap_or(weft::model::DEFAULT_QUEUE);
         println!("Work pool  {pool} (queue {queue})");
     }
     println!("Component  {}", run.component);

@@ -1,5 +1,5 @@
-//! The `weft` command line: clap definitions and one file per command, each
-//! thin over the library (parse, call, print).
+//! The `weft` command: clap definitions and one file per command, each thin
+//! over the [`weft`] library (parse, call, print).
 
 mod agent;
 mod component;
@@ -71,7 +71,7 @@ impl<E: std::fmt::Display> From<E> for CommandError {
 }
 
 /// Parses the command line, runs the command, and returns its exit status.
-pub fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Agent(_)) {
         init_tracing("warn", false);

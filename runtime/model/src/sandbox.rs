@@ -155,7 +155,8 @@ impl StopSignal {
         self.reason.lock().unwrap_or_else(PoisonError::into_inner).as_ref().is_some_and(|(_, recorded)| !recorded)
     }
 
-    pub(crate) async fn stopped(&self) -> String {
+    /// Waits until the run is stopped, and returns why.
+    pub async fn stopped(&self) -> String {
         loop {
             if let Some(reason) = self.reason() {
                 return reason;

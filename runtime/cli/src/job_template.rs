@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::CommandError;
-use crate::agent::kubernetes::BASE_JOB_TEMPLATE;
+use weft::agent::kubernetes::BASE_JOB_TEMPLATE;
 
 /// Print the base Kubernetes job template, to start a template of your own.
 ///

@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::CommandError;
 use super::store_args::StoreArgs;
-use crate::engine::inspect;
+use weft::engine::inspect;
 
 /// Upload a flow or task component to the store, content-addressed.
 ///
@@ -37,7 +37,7 @@ pub(super) async fn push(args: PushArgs) -> Result<ExitCode, CommandError> {
     let store = args.store.open()?;
     let pushed = store.push_artifact(&bytes, args.name.as_deref()).await?;
     let what = if pushed.uploaded { "pushed" } else { "already in the store:" };
-    eprintln!("{what} {label} ({})", crate::engine::format_bytes(bytes.len() as u64));
+    eprintln!("{what} {label} ({})", weft::engine::format_bytes(bytes.len() as u64));
     println!("{}", pushed.url);
     println!("{}", pushed.digest);
     Ok(ExitCode::SUCCESS)

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use super::CommandError;
-use crate::engine::{Annotations, annotate, inspect};
+use weft::engine::{Annotations, annotate, inspect};
 
 /// Read or annotate a component file.
 #[derive(Debug, Subcommand)]

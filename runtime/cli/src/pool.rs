@@ -9,9 +9,9 @@ use clap::{Args, Subcommand};
 use super::CommandError;
 use super::store_args::StoreArgs;
 use super::table::{ListArgs, OutputFormat, render, time};
-use crate::model::job_template::{BASE_JOB_TEMPLATE, JobTemplate};
-use crate::model::{PoolKind, WorkPool, WorkQueue};
-use crate::store::Store;
+use weft::model::job_template::{BASE_JOB_TEMPLATE, JobTemplate};
+use weft::model::{PoolKind, WorkPool, WorkQueue};
+use weft::store::Store;
 
 /// Manage work pools: where deployments' runs execute, with what job
 /// template, how many at once, and whether agents take them now.

@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::CommandError;
 use super::store_args::StoreArgs;
-use crate::model::DeploymentFile;
+use weft::model::DeploymentFile;
 
 /// Apply the deployments of a deployment file to the store.
 ///

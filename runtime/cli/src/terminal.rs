@@ -5,7 +5,7 @@ use std::io::Write;
 
 use anstyle::{AnsiColor, Style};
 
-use crate::model::{Level, LogLine, LogSource, RunSink};
+use weft::model::{Level, LogLine, LogSource, RunSink};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

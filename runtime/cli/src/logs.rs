@@ -9,8 +9,8 @@ use super::CommandError;
 use super::run::parse_level;
 use super::store_args::StoreArgs;
 use super::terminal::{LogFormat, TerminalLogs};
-use crate::model::{Level, RunSink, State};
-use crate::store::Store;
+use weft::model::{Level, RunSink, State};
+use weft::store::Store;
 
 /// How often `--follow` looks for new log chunks and the run's state: soon
 /// after something changed, less often while nothing does.

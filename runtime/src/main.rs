@@ -1,5 +1,0 @@
-//! The `weft` command.
-
-fn main() -> std::process::ExitCode {
-    weft::cli::main()
-}
