@@ -59,11 +59,13 @@ demo: setup
 # fake-gcs-server (GCS); install.sh puts them in target/emulators/ and the
 # tests start and stop them on ports of their own. The Python components the
 # tests run are built with componentize-py, which tests/toolchains/install.sh
-# puts in target/toolchains/. The integration tests run
-# target/$(TARGET)/debug/weft, built first.
+# puts in target/toolchains/. The UI tests drive Debian's chromium over
+# chromedriver, which tests/browser/install.sh installs. The integration
+# tests run target/$(TARGET)/debug/weft, built first.
 test: setup
 	tests/emulators/install.sh
 	tests/toolchains/install.sh
+	tests/browser/install.sh
 	$(CARGO) build -p weft-cli --target $(TARGET)
 	$(CARGO) test --workspace --target $(TARGET)
 

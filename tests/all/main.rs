@@ -9,6 +9,7 @@ mod fixtures {
 
 mod agent;
 mod bad_input;
+mod browser;
 mod cache;
 mod chaos;
 mod cli;
@@ -31,6 +32,7 @@ mod stops;
 mod store;
 mod task_components;
 mod tasks;
+mod ui;
 mod wit_versions;
 
 use std::path::PathBuf;

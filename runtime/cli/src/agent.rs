@@ -224,7 +224,7 @@ pub(super) async fn agent(args: AgentArgs) -> Result<ExitCode, CommandError> {
     store.check().await?;
     let exe = std::env::current_exe().map_err(|e| CommandError(format!("cannot find the weft executable: {e}")))?;
     let config = AgentConfig {
-        name: args.name.unwrap_or_else(weft::agent::host_name),
+        name: args.name.unwrap_or_else(weft::runner::host_name),
         limit: args.limit.max(1),
         poll_interval: args.poll_interval,
         grace: args.grace,
@@ -247,20 +247,7 @@ pub(super) async fn agent(args: AgentArgs) -> Result<ExitCode, CommandError> {
             )));
         }
     }
-    let shutdown = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    };
+    let shutdown = super::terminated();
     let store_url = store.url().to_owned();
     let store_options = args.store.all_options()?;
     // Bound before anything runs, so that a port in use fails at once.

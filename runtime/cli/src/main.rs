@@ -17,6 +17,7 @@ mod runs;
 mod store_args;
 mod table;
 mod terminal;
+mod ui;
 
 use std::process::ExitCode;
 
@@ -58,6 +59,7 @@ enum Command {
     JobTemplate(job_template::JobTemplateArgs),
     #[command(subcommand)]
     Component(component::ComponentCommand),
+    Ui(ui::UiArgs),
 }
 
 /// An error that ends a command: printed as one message, exit status 2.
@@ -96,6 +98,7 @@ fn main() -> ExitCode {
             Command::Agent(args) => agent::agent(args).await,
             Command::JobTemplate(args) => job_template::job_template(args),
             Command::Component(command) => component::component(command),
+            Command::Ui(args) => ui::ui(args).await,
         }
     });
     match result {
@@ -103,6 +106,22 @@ fn main() -> ExitCode {
         Err(CommandError(message)) => {
             print_error(&message);
             ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// Completes on SIGTERM (Kubernetes stopping a pod) or Ctrl-C.
+pub(crate) async fn terminated() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

@@ -8,8 +8,8 @@ use clap::{Args, Subcommand};
 use super::CommandError;
 use super::store_args::StoreArgs;
 use super::table::{OutputFormat, duration, render, time};
-use weft::model::{State, StateRecord};
-use weft::store::{RunSummary, TransitionOutcome};
+use weft::model::State;
+use weft::store::{Cancelled, RunSummary};
 
 /// Inspect flow runs recorded in the store.
 #[derive(Debug, Subcommand)]
@@ -66,12 +66,7 @@ pub struct ShowArgs {
 }
 
 fn parse_state(text: &str) -> Result<State, String> {
-    let names = ["Scheduled", "Pending", "Running", "Completed", "Failed", "Crashed", "Cancelling", "Cancelled"];
-    names
-        .iter()
-        .find(|n| n.eq_ignore_ascii_case(text))
-        .and_then(|n| serde_json::from_value(serde_json::Value::String((*n).to_owned())).ok())
-        .ok_or_else(|| format!("expected one of {}", names.join(", ")))
+    text.parse()
 }
 
 /// The run's state, marked when its process has stopped giving signs of life.
@@ -104,45 +99,25 @@ pub(super) async fn runs(command: RunsCommand) -> Result<ExitCode, CommandError>
 
 async fn cancel(args: CancelArgs) -> Result<ExitCode, CommandError> {
     let store = args.store.open()?;
-    let Some(summary) = store.run_summary(&args.id).await? else {
-        return Err(CommandError(format!("no flow run `{}` in store `{}` (see `weft runs ls`)", args.id, store.url())));
-    };
-    // A run whose process vanished would stay Cancelling forever: nobody
-    // is there to stop it, so it is ended here.
-    let stale = summary.stale_since;
-    let decide = |current: Option<&StateRecord>| match current.map(|r| r.state) {
-        Some(State::Running | State::Cancelling) if stale.is_some() => {
-            let since = stale.map(time).unwrap_or_default();
-            let reason = format!("its process gave no sign of life since {since} and was ended by `weft runs cancel`");
-            Some(StateRecord::now(State::Crashed, Some(reason)).by("cli"))
-        }
-        // Not started: it never will.
-        None | Some(State::Scheduled) => {
-            Some(StateRecord::now(State::Cancelled, Some("cancelled before it started".into())).by("cli"))
-        }
-        // Its runner (or agent) sees this and stops it.
-        Some(State::Pending | State::Running) => {
-            Some(StateRecord::now(State::Cancelling, Some("cancel requested".into())).by("cli"))
-        }
-        _ => None,
-    };
-    match store.transition(&args.id, decide).await? {
-        TransitionOutcome::Written { .. } => {
-            let state = store.latest_state(&args.id).await?.map(|(_, r)| r.state);
-            if state == Some(State::Cancelled) {
-                println!("Cancelled flow run `{}` before it started", args.id);
-            } else if state == Some(State::Crashed) {
-                println!("Flow run `{}` had no live process (stale): recorded Crashed", args.id);
-            } else {
-                println!("Cancelling flow run `{}`: its runner stops it and records Cancelled", args.id);
-            }
+    let id = &args.id;
+    match store.cancel_run(id, "cli").await? {
+        None => Err(CommandError(format!("no flow run `{id}` in store `{}` (see `weft runs ls`)", store.url()))),
+        Some(Cancelled::BeforeStart) => {
+            println!("Cancelled flow run `{id}` before it started");
             Ok(ExitCode::SUCCESS)
         }
-        TransitionOutcome::Kept { current } => {
-            let state = current.map_or_else(|| "unknown".to_owned(), |r| r.state.to_string());
+        Some(Cancelled::Stale) => {
+            println!("Flow run `{id}` had no live process (stale): recorded Crashed");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Cancelled::Requested) => {
+            println!("Cancelling flow run `{id}`: its runner stops it and records Cancelled");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Cancelled::AlreadyEnded(state)) => {
+            let state = state.map_or_else(|| "unknown".to_owned(), |s| s.to_string());
             Err(CommandError(format!(
-                "flow run `{}` is {state} already; only a run that has not ended can be cancelled",
-                args.id
+                "flow run `{id}` is {state} already; only a run that has not ended can be cancelled"
             )))
         }
     }

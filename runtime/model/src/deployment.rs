@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
@@ -88,6 +88,63 @@ pub struct Schedule {
     /// False pauses the schedule.
     #[serde(default = "yes")]
     pub active: bool,
+}
+
+impl Schedule {
+    /// Its times in `(from, to]`, at most `max` of them. Intervals count
+    /// from the Unix epoch, so every agent derives the same times.
+    pub fn times(&self, from: SystemTime, to: SystemTime, max: usize) -> Vec<SystemTime> {
+        let millis = |time: SystemTime| time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let mut times = Vec::new();
+        if let Some(every) = self.interval {
+            let step = every.as_millis().max(1) as u64;
+            let mut t = (millis(from) / step + 1) * step;
+            while t <= millis(to) && times.len() < max {
+                times.push(UNIX_EPOCH + Duration::from_millis(t));
+                t += step;
+            }
+        } else if let Some(expression) = &self.cron {
+            let Ok(cron) = check_cron(expression) else { return times };
+            let start = chrono::DateTime::<chrono::Utc>::from(from).with_timezone(&self.zone());
+            for next in cron.iter_after(start) {
+                let next = SystemTime::from(next.with_timezone(&chrono::Utc));
+                if next > to || times.len() >= max {
+                    break;
+                }
+                times.push(next);
+            }
+        }
+        times
+    }
+
+    /// Its next `count` times after `now`.
+    pub fn next(&self, now: SystemTime, count: usize) -> Vec<SystemTime> {
+        // Far enough for a yearly cron expression.
+        self.times(now, now + Duration::from_secs(5 * 366 * 24 * 3600), count)
+    }
+
+    /// The schedule in words: "Every 15 minutes", "At 06:00 (Europe/Berlin)".
+    pub fn describe(&self) -> String {
+        let mut words = match (&self.cron, self.interval) {
+            (_, Some(every)) => format!("Every {}", humantime::format_duration(every)),
+            (Some(expression), None) => match check_cron(expression) {
+                Ok(cron) => cron.describe().trim_end_matches('.').to_owned(),
+                Err(_) => expression.clone(),
+            },
+            (None, None) => "Never".to_owned(),
+        };
+        if self.cron.is_some() && self.interval.is_none() {
+            words.push_str(&format!(" ({})", self.zone()));
+        }
+        if !self.active {
+            words.push_str(", paused");
+        }
+        words
+    }
+
+    fn zone(&self) -> chrono_tz::Tz {
+        self.timezone.as_deref().and_then(|z| z.parse().ok()).unwrap_or(chrono_tz::UTC)
+    }
 }
 
 fn yes() -> bool {
@@ -671,6 +728,30 @@ fn explain(error: &serde_saphyr::Error, field: Option<String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schedule_times_follow_cron_in_its_zone_and_intervals_on_the_epoch() {
+        let at = |s: &str| SystemTime::from(chrono::DateTime::parse_from_rfc3339(s).expect("time"));
+        let cron = Schedule {
+            cron: Some("0 6 * * *".into()),
+            timezone: Some("Europe/Berlin".into()),
+            interval: None,
+            active: true,
+        };
+        let times = cron.times(at("2026-11-22T00:00:00Z"), at("2026-11-24T00:00:00Z"), 10);
+        assert_eq!(times, [at("2026-11-22T05:00:00Z"), at("2026-11-23T05:00:00Z")]);
+
+        let every = Schedule { cron: None, timezone: None, interval: Some(Duration::from_secs(900)), active: true };
+        let times = every.times(at("2026-11-22T00:00:00Z"), at("2026-11-22T00:45:00Z"), 10);
+        assert_eq!(times, [at("2026-11-22T00:15:00Z"), at("2026-11-22T00:30:00Z"), at("2026-11-22T00:45:00Z")]);
+        assert_eq!(every.times(at("2026-11-22T00:00:00Z"), at("2026-11-23T00:00:00Z"), 5).len(), 5);
+        assert_eq!(every.describe(), "Every 15m");
+        assert_eq!(cron.describe(), "At 06:00 (Europe/Berlin)");
+        let paused = Schedule { active: false, ..every.clone() };
+        assert_eq!(paused.describe(), "Every 15m, paused");
+        assert_eq!(every.next(at("2026-11-22T00:00:00Z"), 3).len(), 3);
+    }
+
 
     const FILE: &str = r#"
 deployments:

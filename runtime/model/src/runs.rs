@@ -31,9 +31,33 @@ pub enum State {
 }
 
 impl State {
+    /// Every state, in the order a run goes through them.
+    pub const ALL: [State; 8] = [
+        State::Scheduled,
+        State::Pending,
+        State::Running,
+        State::Completed,
+        State::Failed,
+        State::Crashed,
+        State::Cancelling,
+        State::Cancelled,
+    ];
+
     /// Whether nothing follows this state.
     pub fn is_final(self) -> bool {
         matches!(self, State::Completed | State::Failed | State::Crashed | State::Cancelled)
+    }
+}
+
+impl std::str::FromStr for State {
+    type Err = String;
+
+    /// A state by its name, in any case: `completed`, `Running`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        State::ALL.into_iter().find(|s| s.to_string().eq_ignore_ascii_case(text)).ok_or_else(|| {
+            let names: Vec<String> = State::ALL.iter().map(ToString::to_string).collect();
+            format!("`{text}` is not a state: expected one of {}", names.join(", "))
+        })
     }
 }
 
@@ -241,12 +265,16 @@ pub struct StateRecord {
     /// errors the flow called fatal).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retryable: Option<bool>,
+    /// The host it was written on, for a runner's Running: in a cluster, the
+    /// pod's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 impl StateRecord {
     /// A record of entering `state` now.
     pub fn now(state: State, message: Option<String>) -> Self {
-        StateRecord { state, time: SystemTime::now(), message, by: None, retryable: None }
+        StateRecord { state, time: SystemTime::now(), message, by: None, retryable: None, host: None }
     }
 
     /// The same record, signed by `who`.

@@ -24,7 +24,7 @@ pub use kubernetes::{KubeHandle, KubernetesInfrastructure, RateLimit};
 pub use process::{ProcessHandle, ProcessInfrastructure};
 
 use crate::model::metric_names::{CLAIM_LATENCY, RUNS_CLAIMED, RUNS_ENDED, RUNS_IN_HAND, RUNS_LAUNCHED};
-use crate::model::{Deployment, FlowRun, Level, LogLine, LogSource, Schedule, State, StateRecord, WorkPool};
+use crate::model::{Deployment, FlowRun, Level, LogLine, LogSource, State, StateRecord, WorkPool};
 use crate::store::{Store, StoreError, TransitionOutcome};
 
 /// How a launched run's process (or pod) ended.
@@ -233,31 +233,6 @@ fn derived_id(time: SystemTime, seed: &str) -> String {
     ulid::Ulid::from_parts(millis(time), random).to_string()
 }
 
-/// The times of a schedule in `(from, to]`, at most `max` of them.
-pub fn schedule_times(schedule: &Schedule, from: SystemTime, to: SystemTime, max: usize) -> Vec<SystemTime> {
-    let mut times = Vec::new();
-    if let Some(every) = schedule.interval {
-        let step = every.as_millis().max(1) as u64;
-        let mut t = (millis(from) / step + 1) * step;
-        while t <= millis(to) && times.len() < max {
-            times.push(UNIX_EPOCH + Duration::from_millis(t));
-            t += step;
-        }
-    } else if let Some(expression) = &schedule.cron {
-        let Ok(cron) = crate::model::check_cron(expression) else { return times };
-        let zone: chrono_tz::Tz = schedule.timezone.as_deref().and_then(|z| z.parse().ok()).unwrap_or(chrono_tz::UTC);
-        let start = chrono::DateTime::<chrono::Utc>::from(from).with_timezone(&zone);
-        for next in cron.iter_after(start) {
-            let next = SystemTime::from(next.with_timezone(&chrono::Utc));
-            if next > to || times.len() >= max {
-                break;
-            }
-            times.push(next);
-        }
-    }
-    times
-}
-
 impl<I: Infrastructure> Agent<I> {
     /// An agent over `store`, launching on `infra`.
     pub fn new(store: Store, infra: I, config: AgentConfig) -> Self {
@@ -292,7 +267,7 @@ impl<I: Infrastructure> Agent<I> {
             queues: self.config.queues.clone(),
             limit: self.config.limit,
             runs_in_hand: self.active.len() + self.waiting.len() + self.adopted.len(),
-            host: host_name(),
+            host: crate::runner::host_name(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             started: self.started,
             time: now,
@@ -691,7 +666,7 @@ impl<I: Infrastructure> Agent<I> {
         let deployments = self.store.deployments().await?;
         for deployment in &deployments {
             for (index, schedule) in deployment.schedule.iter().enumerate().filter(|(_, s)| s.active) {
-                for time in schedule_times(schedule, from, to, 100) {
+                for time in schedule.times(from, to, 100) {
                     self.schedule_tick(deployment, index, time).await;
                 }
             }
@@ -879,16 +854,6 @@ impl<I: Infrastructure> Agent<I> {
     }
 }
 
-/// This host's name (a pod's name in a cluster).
-pub fn host_name() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_owned()))
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "agent".into())
-}
-
 fn count_end(run: &FlowRun, state: State) {
     let deployment = run.deployment.clone().unwrap_or_default();
     metrics::counter!(RUNS_ENDED, "deployment" => deployment, "state" => state.to_string()).increment(1);
@@ -919,24 +884,6 @@ fn weft_line(run: &FlowRun, level: Level, message: String) -> LogLine {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn schedule_times_follow_cron_in_its_zone_and_intervals_on_the_epoch() {
-        let at = |s: &str| SystemTime::from(chrono::DateTime::parse_from_rfc3339(s).expect("time"));
-        let cron = Schedule {
-            cron: Some("0 6 * * *".into()),
-            timezone: Some("Europe/Berlin".into()),
-            interval: None,
-            active: true,
-        };
-        let times = schedule_times(&cron, at("2026-11-22T00:00:00Z"), at("2026-11-24T00:00:00Z"), 10);
-        assert_eq!(times, [at("2026-11-22T05:00:00Z"), at("2026-11-23T05:00:00Z")]);
-
-        let every = Schedule { cron: None, timezone: None, interval: Some(Duration::from_secs(900)), active: true };
-        let times = schedule_times(&every, at("2026-11-22T00:00:00Z"), at("2026-11-22T00:45:00Z"), 10);
-        assert_eq!(times, [at("2026-11-22T00:15:00Z"), at("2026-11-22T00:30:00Z"), at("2026-11-22T00:45:00Z")]);
-        assert_eq!(schedule_times(&every, at("2026-11-22T00:00:00Z"), at("2026-11-23T00:00:00Z"), 5).len(), 5);
-    }
 
     #[test]
     fn derived_ids_agree_and_sort_by_time() {

@@ -401,3 +401,13 @@ pub async fn resolve_sandbox(sandbox: &Sandbox) -> (Limits, Grants, Vec<String>)
     }
     (limits, grants, warnings)
 }
+
+/// This host's name (a pod's name in a cluster).
+pub fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_owned()))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}

@@ -91,7 +91,9 @@ pub async fn run_request_recorded(
     sink: Option<Arc<dyn RunSink>>,
 ) -> Result<FlowRunReport, RecordError> {
     let start = |current: Option<&StateRecord>| match current.map(|r| r.state) {
-        None | Some(State::Scheduled | State::Pending) => Some(StateRecord::now(State::Running, None).by("runner")),
+        None | Some(State::Scheduled | State::Pending) => {
+            Some(StateRecord { host: Some(super::host_name()), ..StateRecord::now(State::Running, None).by("runner") })
+        }
         Some(_) => None,
     };
     match store.transition(&run.id, start).await {

@@ -47,6 +47,19 @@ pub struct RunSummary {
     pub stale_since: Option<SystemTime>,
 }
 
+/// What [`Store::cancel_run`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancelled {
+    /// The run had not started and is Cancelled.
+    BeforeStart,
+    /// The run is Cancelling: its runner stops it and records Cancelled.
+    Requested,
+    /// The run's process had vanished: it is recorded Crashed.
+    Stale,
+    /// Nothing was written: the run had ended already, in this state.
+    AlreadyEnded(Option<State>),
+}
+
 /// A run whose process wrote no heartbeat for this long is stale. Runners
 /// and `weft run` beat every 2 s; the agent's `--heartbeat-timeout`
 /// defaults to this too.
@@ -273,7 +286,40 @@ impl Store {
         Ok(Some(RunSummary { run, state: last.map(|s| s.state), started, ended, stale_since }))
     }
 
-    /// For a run whose latest state (or creation) was at `latest`, the time
+    /// Cancels a run for `by` (`cli`, `ui`): a run that has not started is
+    /// Cancelled at once; a Pending or Running one is marked Cancelling, and
+    /// its runner (or agent) stops it and records Cancelled; one whose
+    /// process has vanished ([stale](RunSummary::stale_since)) is recorded
+    /// Crashed, since nobody is there to stop it. `Ok(None)` when there is
+    /// no such run.
+    pub async fn cancel_run(&self, id: &str, by: &str) -> Result<Option<Cancelled>, StoreError> {
+        let Some(summary) = self.run_summary(id).await? else { return Ok(None) };
+        let stale = summary.stale_since;
+        let decide = |current: Option<&StateRecord>| match current.map(|r| r.state) {
+            Some(State::Running | State::Cancelling) if stale.is_some() => {
+                let since = stale.map(|t| humantime::format_rfc3339_seconds(t).to_string()).unwrap_or_default();
+                let reason = format!("its process gave no sign of life since {since} and was ended by a cancel");
+                Some(StateRecord::now(State::Crashed, Some(reason)).by(by))
+            }
+            None | Some(State::Scheduled) => {
+                Some(StateRecord::now(State::Cancelled, Some("cancelled before it started".into())).by(by))
+            }
+            Some(State::Pending | State::Running) => {
+                Some(StateRecord::now(State::Cancelling, Some("cancel requested".into())).by(by))
+            }
+            _ => None,
+        };
+        Ok(Some(match self.transition(id, decide).await? {
+            TransitionOutcome::Written { .. } => match self.latest_state(id).await?.map(|(_, r)| r.state) {
+                Some(State::Cancelled) => Cancelled::BeforeStart,
+                Some(State::Crashed) => Cancelled::Stale,
+                _ => Cancelled::Requested,
+            },
+            TransitionOutcome::Kept { current } => Cancelled::AlreadyEnded(current.map(|r| r.state)),
+        }))
+    }
+
+
     /// of its last sign of life if that is more than [`STALE_AFTER`] ago.
     pub async fn stale_since(&self, id: &str, latest: SystemTime) -> Result<Option<SystemTime>, StoreError> {
         let beat = self.heartbeat(id).await?.map(|b| b.time);
