@@ -152,12 +152,13 @@ async fn a_completed_run_shows_on_the_runs_page_with_its_timeline_and_logs() {
     let backend = Backend::file();
     let _dir = deploy(&backend, &deployments_yaml());
     let _agent = AgentProcess::start(&backend, "ui-browser", &[]);
-    run_and_watch(&backend, "etl", &[]);
-    let id = backend.open().run_ids().await.expect("runs").pop().expect("a run");
     let ui = UiProcess::start(&backend, &[]);
     let browser = Browser::start().await;
-
     browser.goto(&ui.url("/runs")).await;
+    browser.wait_text("table.runs", "No runs.").await;
+    // The page is open before the run exists: it comes in live.
+    run_and_watch(&backend, "etl", &[]);
+    let id = backend.open().run_ids().await.expect("runs").pop().expect("a run");
     let row = format!("tr[data-run='{id}']");
     browser.wait_text(&row, "Completed").await;
     assert!(browser.text(&row).await.contains("tutorial"), "the deployment's tags show");

@@ -328,3 +328,72 @@ fn listening_beyond_loopback_needs_a_token_or_a_clear_choice_not_to() {
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("token is empty"), "{}", stderr(&output));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_come_a_page_at_a_time_newest_first_through_any_number_of_pages() {
+    let backend = Backend::file();
+    let _dir = deploy(&backend, &deployments_yaml());
+    // No agent: the runs stay Scheduled.
+    let made: Vec<String> =
+        (0..5).map(|i| crate::agent::run_deployment(&backend, if i % 2 == 0 { "etl" } else { "slow" }, &[])).collect();
+    let ui = UiProcess::start(&backend, &[]);
+    let mut seen = Vec::new();
+    let mut query = "limit=2".to_owned();
+    loop {
+        let page = get(&ui.url(&format!("/api/runs?{query}"))).json();
+        let runs = page["runs"].as_array().expect("runs");
+        assert!(runs.len() <= 2);
+        seen.extend(runs.iter().filter_map(|r| r["id"].as_str().map(str::to_owned)));
+        match page["next"].as_str() {
+            Some(next) => query = format!("limit=2&before={next}"),
+            None => break,
+        }
+    }
+    let newest_first: Vec<String> = made.iter().rev().cloned().collect();
+    assert_eq!(seen, newest_first);
+    let etl = get(&ui.url("/api/runs?tag=tutorial")).json();
+    assert_eq!(etl["runs"].as_array().expect("runs").len(), 3, "only etl has the tag: {etl}");
+
+    // The page links to the next page the same way.
+    let first = get(&ui.url("/runs?limit=2&state=Scheduled")).body;
+    let older = first.split("id=\"older\" href=\"").nth(1).and_then(|r| r.split('"').next()).expect("an older link");
+    let second = get(&ui.url(&older.replace("&#38;", "&").replace("&amp;", "&"))).body;
+    assert!(second.contains(&made[2]) && second.contains(&made[1]) && !second.contains(&made[4]), "{second}");
+}
+
+#[test]
+fn a_schedule_is_paused_and_resumed_from_its_deployment_page() {
+    let backend = Backend::file();
+    let yaml = format!(
+        "deployments:\n  - name: nightly\n    flow: {EXAMPLE_ETL}\n    schedule:\n      - cron: \"0 6 * * *\"\n        timezone: Europe/Berlin\n"
+    );
+    let _dir = deploy(&backend, &yaml);
+    let ui = UiProcess::start(&backend, &[]);
+    let list = get(&ui.url("/deployments")).body;
+    assert!(list.contains("At 06:00 (Europe/Berlin)"), "the schedule in words: {list}");
+    assert_eq!(list.matches("<time>").count(), 3, "its next three times: {list}");
+    let page = get(&ui.url("/deployments/nightly")).body;
+    let csrf = page.split("name=\"csrf\" value=\"").nth(1).and_then(|r| r.split('"').next()).expect("csrf").to_owned();
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let body = format!("csrf={csrf}");
+    let paused = request("POST", &ui.url("/deployments/nightly/schedules/0/pause"), &form, Some(&body));
+    assert_eq!(paused.status, 303, "{}", paused.body);
+    let active = |backend: &Backend| {
+        let store = backend.open();
+        let deployment = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(store.deployment("nightly"))
+            .expect("read")
+            .expect("deployment");
+        deployment.schedule[0].active
+    };
+    assert!(!active(&backend), "paused in the store, where agents read it");
+    assert!(get(&ui.url("/deployments")).body.contains("At 06:00 (Europe/Berlin), paused"));
+    let resumed = request("POST", &ui.url("/deployments/nightly/schedules/0/resume"), &form, Some(&body));
+    assert_eq!(resumed.status, 303);
+    assert!(active(&backend));
+    let missing = request("POST", &ui.url("/deployments/nightly/schedules/3/pause"), &form, Some(&body));
+    assert_eq!(missing.status, 404);
+}
