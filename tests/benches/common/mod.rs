@@ -19,7 +19,7 @@ pub fn weft_binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/weft"));
     assert!(
         path.exists(),
-        "{} is missing: build it with `cargo build --release -p weft` (`make bench` does)",
+        "{} is missing: build it with `cargo build --release -p weft-cli` (`make bench` does)",
         path.display()
     );
     path
