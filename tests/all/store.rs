@@ -411,6 +411,48 @@ async fn logs_follow_a_live_run(backend: &Backend) {
 }
 
 /// One test per scenario and backend.
+/// A run id at `ms` milliseconds after 2026-11-01, as weft makes them.
+fn id_at(ms: u64) -> String {
+    let base = 1_793_491_200_000u64;
+    ulid::Ulid::from_parts(base + ms, u128::from(fastrand::u64(..))).to_string()
+}
+
+async fn the_newest_runs_come_from_the_index_and_older_ones_from_the_listing(backend: &Backend) {
+    let store = backend.open();
+    let digest = Digest::of(b"index");
+    // Runs from before the index: run.json only, as older weft wrote them.
+    let mut all: Vec<String> = (0..4).map(|i| id_at(i * 1_000)).collect();
+    for id in &all {
+        let json = serde_json::to_vec(&new_run(id, digest.clone())).expect("json");
+        store.put(&format!("runs/{id}/run.json"), json.into()).await.expect("old run");
+    }
+    // Indexed runs over every window of the trie: within a second, across
+    // seconds, across 33 s windows, across days.
+    for ms in [10_000, 10_200, 10_400, 12_000, 45_000, 50_000, 3_600_000, 90_000_000, 90_000_001, 400_000_000] {
+        let id = id_at(ms);
+        store.create_run(&new_run(&id, digest.clone())).await.expect("create");
+        all.push(id);
+    }
+    all.sort();
+    all.reverse();
+    assert_eq!(store.newest_run_ids(None, 100).await.expect("all"), all, "every run, once, newest first");
+    for page in [1, 3, 4, 5] {
+        let mut paged = Vec::new();
+        let mut before: Option<String> = None;
+        loop {
+            let ids = store.newest_run_ids(before.as_deref(), page).await.expect("page");
+            assert!(ids.len() <= page);
+            paged.extend(ids.iter().cloned());
+            match ids.last() {
+                Some(last) if ids.len() == page => before = Some(last.clone()),
+                _ => break,
+            }
+        }
+        assert_eq!(paged, all, "pages of {page}");
+    }
+    assert_eq!(store.newest_run_ids(Some(&all[2]), 2).await.expect("before"), all[3..5]);
+}
+
 macro_rules! on_backends {
     ([$($backend:ident),*] => $scenarios:tt) => {
         $( on_backends!(@one $backend $scenarios); )*
@@ -437,6 +479,7 @@ mod store_suite {
         concurrent_state_writers_have_exactly_one_winner,
         log_chunks_read_back_in_order,
         a_recorded_run_leaves_states_logs_tasks_and_result,
+        the_newest_runs_come_from_the_index_and_older_ones_from_the_listing,
     ]);
 }
 

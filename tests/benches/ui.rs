@@ -67,7 +67,7 @@ fn run(id: &str) -> FlowRun {
 async fn store_with_runs() -> String {
     let folder = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-ui-store");
     let url = format!("file://{}", folder.display());
-    let done = folder.join(format!("made-{RUNS}"));
+    let done = folder.join(format!("made-{RUNS}-indexed"));
     if done.exists() {
         return url;
     }

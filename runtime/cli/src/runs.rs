@@ -126,17 +126,28 @@ async fn cancel(args: CancelArgs) -> Result<ExitCode, CommandError> {
 async fn ls(args: LsArgs) -> Result<ExitCode, CommandError> {
     let store = args.store.open()?;
     let mut found = Vec::new();
-    for id in store.run_ids().await?.iter().rev() {
-        if found.len() >= args.limit {
-            break;
+    let mut below: Option<String> = None;
+    // Newest first, a batch at a time: only as much history as the
+    // filters need is read.
+    'batches: loop {
+        let batch = args.limit.clamp(1, 200);
+        let ids = store.newest_run_ids(below.as_deref(), batch).await?;
+        for id in &ids {
+            if found.len() >= args.limit {
+                break 'batches;
+            }
+            let Some(summary) = store.run_summary(id).await? else { continue };
+            if args.state.is_some_and(|s| summary.state != Some(s))
+                || args.flow.as_ref().is_some_and(|f| &summary.run.flow_name != f)
+            {
+                continue;
+            }
+            found.push(summary);
         }
-        let Some(summary) = store.run_summary(id).await? else { continue };
-        if args.state.is_some_and(|s| summary.state != Some(s))
-            || args.flow.as_ref().is_some_and(|f| &summary.run.flow_name != f)
-        {
-            continue;
+        match ids.last() {
+            Some(last) if ids.len() == batch && found.len() < args.limit => below = Some(last.clone()),
+            _ => break,
         }
-        found.push(summary);
     }
     match args.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&found)?),

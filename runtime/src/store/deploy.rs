@@ -277,6 +277,7 @@ impl Store {
         if !self.create(&path, json.into()).await? {
             return Ok(None);
         }
+        self.index_run(&run.id).await?;
         self.transition(&run.id, |current| current.is_none().then(|| StateRecord::now(State::Scheduled, None))).await?;
         self.enqueue(&run, due).await?;
         Ok(Some(run))

@@ -22,6 +22,7 @@ mod artifacts;
 mod cache;
 mod compiled;
 mod deploy;
+mod index;
 mod metered;
 mod pools;
 mod queue;
@@ -135,6 +136,7 @@ pub struct Store {
     objects: Arc<dyn ObjectStore>,
     prefix: Path,
     location: StoreLocation,
+    index: index::IndexState,
 }
 
 impl std::fmt::Debug for Store {
@@ -151,7 +153,7 @@ impl Store {
         let location = StoreLocation::parse(url)?;
         let (objects, prefix) = location.connect(options)?;
         let objects: Arc<dyn ObjectStore> = Arc::new(metered::Metered::new(objects));
-        Ok(Store { objects, prefix, location })
+        Ok(Store { objects, prefix, location, index: index::IndexState::default() })
     }
 
     /// The store's root URL, as given.

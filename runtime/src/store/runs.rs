@@ -97,7 +97,7 @@ impl Store {
     pub async fn create_run(&self, run: &FlowRun) -> Result<(), StoreError> {
         let path = format!("runs/{}/run.json", run.id);
         if self.create(&path, self.encode(&path, run)?).await? {
-            Ok(())
+            self.index_run(&run.id).await
         } else {
             Err(StoreError::Corrupt {
                 url: self.url().to_owned(),
@@ -112,7 +112,8 @@ impl Store {
         self.get_json(&format!("runs/{id}/run.json")).await
     }
 
-    /// The ids of all runs, oldest first (ids sort by creation time).
+    /// The ids of all runs, oldest first (ids sort by creation time). This
+    /// lists every run; [`Store::newest_run_ids`] reads only what it returns.
     pub async fn run_ids(&self) -> Result<Vec<String>, StoreError> {
         self.list_folders("runs").await
     }

@@ -252,8 +252,12 @@ struct RunPage {
     timeline: String,
     tasks: usize,
     logs: Vec<LogRow>,
+    earlier: usize,
     logs_after: String,
 }
+
+/// The most log lines a run page starts with.
+const MAX_LOG_LINES: usize = 2_000;
 
 /// `/runs/{id}`: a run's states, parameters, result, timeline and logs.
 pub async fn run(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> PageResult {
@@ -267,6 +271,8 @@ pub async fn run(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> PageResul
     let start = summary.started.or(tasks.first().map(|t| t.started)).unwrap_or(summary.run.created);
     let end = summary.ended.unwrap_or(now).max(tasks.iter().filter_map(|t| t.ended).max().unwrap_or(start));
     let (lines, after) = ui.store.read_logs(&id, None).await?;
+    // The page starts with the latest lines; the API pages through all.
+    let earlier = lines.len().saturating_sub(MAX_LOG_LINES);
     let done = summary.state.is_some_and(RunState::is_final);
     let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
     let view = RunPage {
@@ -297,7 +303,8 @@ pub async fn run(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> PageResul
         error: detail.error().map(str::to_owned),
         timeline: svg::timeline(&tasks, start, end),
         tasks: tasks.len(),
-        logs: lines.iter().map(log_row).collect(),
+        logs: lines[earlier..].iter().map(log_row).collect(),
+        earlier,
         logs_after: after.unwrap_or_default(),
         id,
     };

@@ -103,39 +103,47 @@ async fn summaries(store: &Store, ids: &[String]) -> Result<Vec<RunSummary>, Sto
     Ok(found.into_iter().flatten().collect())
 }
 
-/// The runs a filter picks, newest first, a page at a time.
+/// The runs a filter picks, newest first, a page at a time. Runs are read
+/// from the newest down, a page's worth at a time, until the page is full
+/// or [`MAX_SCAN`] runs were looked at.
 pub async fn run_page(store: &Store, filter: &RunFilter, deployments: &[Deployment]) -> Result<RunPage, StoreError> {
     let tags: HashMap<String, Vec<String>> = deployments.iter().map(|d| (d.name.clone(), d.tags.clone())).collect();
-    let ids = store.run_ids().await?;
-    let older: Vec<String> =
-        ids.into_iter().rev().filter(|id| filter.before.as_ref().is_none_or(|b| id < b)).take(MAX_SCAN).collect();
     let limit = filter.limit();
     let mut runs = Vec::new();
-    let mut last_seen = None;
-    for batch in older.chunks(limit.max(AT_ONCE)) {
-        for summary in summaries(store, batch).await? {
-            if runs.len() == limit {
-                break;
-            }
-            last_seen = Some(summary.run.id.clone());
+    let mut below = filter.before.clone();
+    let mut scanned = 0;
+    loop {
+        let batch = limit.max(AT_ONCE).min(MAX_SCAN - scanned);
+        let ids = store.newest_run_ids(below.as_deref(), batch).await?;
+        let exhausted = ids.len() < batch;
+        scanned += ids.len();
+        for summary in summaries(store, &ids).await? {
+            below = Some(summary.run.id.clone());
             if filter.matches(&summary, &tags) {
                 runs.push(summary);
+                if runs.len() == limit {
+                    break;
+                }
             }
         }
-        if runs.len() == limit {
+        // Nothing older is left: the last run is read, or was never there.
+        if exhausted && (runs.len() < limit || below.as_ref() == ids.last()) {
+            return Ok(RunPage { runs, next: None });
+        }
+        if runs.len() == limit || scanned >= MAX_SCAN {
             break;
         }
+        if let Some(last) = ids.last() {
+            below = Some(last.clone());
+        }
     }
-    let scanned_all = last_seen.as_ref() == older.last() && older.len() < MAX_SCAN;
-    let next = if scanned_all { None } else { last_seen };
-    Ok(RunPage { runs, next })
+    Ok(RunPage { runs, next: below })
 }
 
 /// The most recent runs (at most [`RECENT`]), newest first, for the chart
 /// and the strips.
 pub async fn recent_runs(store: &Store) -> Result<Vec<RunSummary>, StoreError> {
-    let ids = store.run_ids().await?;
-    let newest: Vec<String> = ids.into_iter().rev().take(RECENT).collect();
+    let newest = store.newest_run_ids(None, RECENT).await?;
     summaries(store, &newest).await
 }
 

@@ -349,6 +349,13 @@ async fn a_deployment_run_becomes_exactly_the_rendered_job_and_completes(target:
     let jobs = setup.cluster.jobs_of(std::slice::from_ref(&id)).await;
     assert_eq!(jobs.len(), 1, "one Job");
     let mut job = jobs[0].clone();
+    // The UI names the Job and the pod the runner ran in.
+    let ui = crate::ui::UiProcess::start(&setup.backend, &[]);
+    let shown = crate::ui::get(&ui.url(&format!("/api/runs/{id}"))).json();
+    let job_name = job["metadata"]["name"].as_str().expect("the Job's name");
+    assert_eq!(shown["kubernetes_job"], job_name, "{shown}");
+    assert!(shown["runner_host"].as_str().is_some_and(|pod| pod.starts_with(job_name)), "the pod: {shown}");
+    drop(ui);
     let container = &job["spec"]["template"]["spec"]["containers"][0];
     let env = container["env"].as_array().cloned().unwrap_or_default();
     let store_options = env
