@@ -3,7 +3,7 @@
 #   make test    runs every test
 #   make bench   measures what orchestration costs (release build; engine, task
 #                components, a Python flow's start-up,
-#                process agent, Kubernetes agent on the test server)
+#                process agent, Kubernetes agent on the test server, the web UI)
 #   make static  builds the static release binary the Dockerfile ships
 # Each installs what it needs first and can be run again at any time.
 #

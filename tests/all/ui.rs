@@ -397,3 +397,26 @@ fn a_schedule_is_paused_and_resumed_from_its_deployment_page() {
     let missing = request("POST", &ui.url("/deployments/nightly/schedules/3/pause"), &form, Some(&body));
     assert_eq!(missing.status, 404);
 }
+
+#[test]
+fn the_ui_stops_when_asked_even_while_a_page_follows_a_run() {
+    let backend = Backend::file();
+    let _dir = deploy(&backend, &deployments_yaml());
+    // No agent: the run stays Scheduled, and its log stream open.
+    let id = crate::agent::run_deployment(&backend, "slow", &[]);
+    let mut ui = UiProcess::start(&backend, &[]);
+    let url = ui.url(&format!("/api/runs/{id}/logs/stream"));
+    let follower = std::thread::spawn(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let mut response = agent.get(&url).call().expect("the stream opens");
+        // Reads until the UI goes away.
+        let _ = response.body_mut().read_to_string();
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let asked = std::time::Instant::now();
+    signal(i32::try_from(ui.child.id()).expect("pid"), "TERM");
+    let status = ui.child.wait().expect("weft ui exits");
+    assert!(status.success(), "{status}");
+    assert!(asked.elapsed() < Duration::from_secs(10), "stopped after {:?}", asked.elapsed());
+    follower.join().expect("the stream ends with the UI");
+}

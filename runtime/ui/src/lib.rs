@@ -136,12 +136,36 @@ async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "no such page\n").into_response()
 }
 
-/// Serves the UI on `listener` until `shutdown` completes.
+/// How long requests in flight may take to finish once the UI is asked to
+/// stop. A page following a run holds its log stream open for as long as
+/// the run lasts, so waiting for every connection would never end.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Serves the UI on `listener` until `shutdown` completes, then lets
+/// requests in flight finish for at most [`SHUTDOWN_GRACE`].
 pub async fn serve(
     config: UiConfig,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use std::future::IntoFuture;
+
     let app = router(Ui::new(config));
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    let (stopping, mut stopped) = tokio::sync::watch::channel(false);
+    let signal = async move {
+        shutdown.await;
+        let _ = stopping.send(true);
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(signal).into_future();
+    let grace = async move {
+        if stopped.wait_for(|stopped| *stopped).await.is_ok() {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = server => result,
+        () = grace => Ok(()),
+    }
 }
