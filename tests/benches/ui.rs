@@ -10,6 +10,7 @@
 //!   random moments.
 
 #[path = "common/mod.rs"]
+#[allow(dead_code)]
 mod common;
 
 use std::io::{BufRead, BufReader};
