@@ -274,10 +274,11 @@ impl Store {
             path: path.clone(),
             reason: e.to_string(),
         })?;
+        // Indexed first, as in `create_run`.
+        self.index_run(&run.id).await?;
         if !self.create(&path, json.into()).await? {
             return Ok(None);
         }
-        self.index_run(&run.id).await?;
         self.transition(&run.id, |current| current.is_none().then(|| StateRecord::now(State::Scheduled, None))).await?;
         self.enqueue(&run, due).await?;
         Ok(Some(run))

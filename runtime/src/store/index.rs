@@ -52,8 +52,10 @@ fn marker_path(id: &str) -> Option<String> {
 }
 
 impl Store {
-    /// Indexes a run just created. The first run a store indexes writes
-    /// `run-index.json`, naming itself, once per store.
+    /// Indexes a run about to be created (before its `run.json`, so that no
+    /// run is ever missing from the index; readers skip a marker whose run
+    /// never came). The first run a store indexes writes `run-index.json`,
+    /// naming itself, once per store.
     pub(crate) async fn index_run(&self, id: &str) -> Result<(), StoreError> {
         let Some(path) = marker_path(id) else { return Ok(()) };
         self.put(&path, bytes::Bytes::new()).await?;
@@ -61,7 +63,7 @@ impl Store {
             .0
             .get_or_try_init(|| async {
                 if !self.exists(MARKER).await? {
-                    let complete = self.run_ids().await?.iter().all(|other| other == id);
+                    let complete = self.run_ids().await?.is_empty();
                     let marker = IndexMarker { since: id.to_owned(), complete };
                     let json = serde_json::to_vec(&marker).map_err(|e| StoreError::Corrupt {
                         url: self.url().to_owned(),

@@ -96,8 +96,11 @@ impl Store {
     /// Records a new flow run (`run.json`, created once).
     pub async fn create_run(&self, run: &FlowRun) -> Result<(), StoreError> {
         let path = format!("runs/{}/run.json", run.id);
+        // Indexed first: a marker without its run is skipped by readers,
+        // a run without its marker would be missed.
+        self.index_run(&run.id).await?;
         if self.create(&path, self.encode(&path, run)?).await? {
-            self.index_run(&run.id).await
+            Ok(())
         } else {
             Err(StoreError::Corrupt {
                 url: self.url().to_owned(),
