@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use weft::model::State;
 
 use crate::agent::{AgentProcess, deploy, run_and_watch, run_deployment, state, wait_for};
+use crate::endpoints::free_port;
 use crate::store::Backend;
 use crate::ui::{UiProcess, deployments_yaml};
 
@@ -22,11 +23,6 @@ use crate::ui::{UiProcess, deployments_yaml};
 struct Browser {
     driver: Child,
     client: Client,
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("address").port()
 }
 
 impl Browser {
@@ -66,7 +62,8 @@ impl Browser {
         let mut client = None;
         for _ in 0..100 {
             // chromedriver speaks plain HTTP on loopback.
-            let connector = ClientBuilder::new(HttpConnector::new()).capabilities(capabilities.clone()).connect(&url).await;
+            let connector =
+                ClientBuilder::new(HttpConnector::new()).capabilities(capabilities.clone()).connect(&url).await;
             match connector {
                 Ok(c) => {
                     client = Some(c);
@@ -109,7 +106,9 @@ impl Browser {
                 self.screenshot("failed").await;
                 let url = self.client.current_url().await.map(|u| u.to_string()).unwrap_or_default();
                 let body = self.text("body").await;
-                panic!("timed out waiting for `{css}` to show `{want}` on {url} (target/ui-screenshots/failed.png):\n{body}");
+                panic!(
+                    "timed out waiting for `{css}` to show `{want}` on {url} (target/ui-screenshots/failed.png):\n{body}"
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -197,7 +196,8 @@ async fn the_run_page_follows_a_running_runs_logs_and_its_cancel_button_stops_it
     let _agent = AgentProcess::start(&backend, "ui-follow", &[]);
     let id = run_deployment(&backend, "slow", &["ticks=400", "interval_ms=100"]);
     let store = backend.open();
-    wait_for("the run to start", Duration::from_secs(60), async || state(&store, &id).await == Some(State::Running)).await;
+    wait_for("the run to start", Duration::from_secs(60), async || state(&store, &id).await == Some(State::Running))
+        .await;
     let ui = UiProcess::start(&backend, &[]);
     let browser = Browser::start().await;
     browser.goto(&ui.url(&format!("/runs/{id}"))).await;
@@ -227,7 +227,10 @@ async fn the_run_form_refuses_a_bad_parameter_runs_a_good_one_and_shows_markup_a
     let ui = UiProcess::start(&backend, &[]);
     let browser = Browser::start().await;
     browser.goto(&ui.url("/deployments/params")).await;
-    assert_eq!(browser.client.find(Locator::Css("#param-n")).await.expect("n").attr("type").await.expect("type"), Some("number".into()));
+    assert_eq!(
+        browser.client.find(Locator::Css("#param-n")).await.expect("n").attr("type").await.expect("type"),
+        Some("number".into())
+    );
     browser.fill("#param-n", "300").await;
     browser.click("#run-submit").await;
     // The schema's own message, beside the field, as the command line gives it.

@@ -8,8 +8,8 @@ use crate::agent::{AgentProcess, deploy, run_deployment, wait_all_final, wait_fo
 use crate::fixtures::EXAMPLE_HELLO;
 use crate::store::Backend;
 
-/// A port free now, for an agent to listen on.
-fn free_port() -> u16 {
+/// A port free now, for an agent (or chromedriver) to listen on.
+pub(crate) fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     listener.local_addr().expect("address").port()
 }

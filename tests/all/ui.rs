@@ -150,7 +150,8 @@ async fn the_api_runs_a_deployment_and_serves_its_run_task_runs_and_logs() {
     let run = api_state(&ui, &id, "Completed").await;
     assert_eq!(run["parameters"], json!({"name": "Ada", "n": 4}));
     assert_eq!(run["result"], json!({"name": "Ada", "n": 4, "tag": null}));
-    let states: Vec<&str> = run["states"].as_array().expect("states").iter().filter_map(|s| s["state"].as_str()).collect();
+    let states: Vec<&str> =
+        run["states"].as_array().expect("states").iter().filter_map(|s| s["state"].as_str()).collect();
     assert_eq!(states, ["Scheduled", "Pending", "Running", "Completed"]);
     assert!(run["runner_host"].is_string(), "the runner names its host: {run}");
 
@@ -163,7 +164,8 @@ async fn the_api_runs_a_deployment_and_serves_its_run_task_runs_and_logs() {
     assert!(bad_filter.body.contains("Completed"), "the error lists the states: {}", bad_filter.body);
 
     let logs = get(&ui.url(&format!("/api/runs/{id}/logs"))).json();
-    let messages: Vec<&str> = logs["lines"].as_array().expect("lines").iter().filter_map(|l| l["message"].as_str()).collect();
+    let messages: Vec<&str> =
+        logs["lines"].as_array().expect("lines").iter().filter_map(|l| l["message"].as_str()).collect();
     assert!(messages.contains(&"got parameters"), "{messages:?}");
     let next = logs["next"].as_str().expect("a cursor");
     let after = get(&ui.url(&format!("/api/runs/{id}/logs?after={next}"))).json();
@@ -190,7 +192,8 @@ async fn the_api_runs_a_deployment_and_serves_its_run_task_runs_and_logs() {
     .await;
     assert_eq!(agents["agents"][0]["status"], "online");
     let pools = get(&ui.url("/api/pools")).json();
-    let pools: Vec<&str> = pools["pools"].as_array().expect("pools").iter().filter_map(|p| p["name"].as_str()).collect();
+    let pools: Vec<&str> =
+        pools["pools"].as_array().expect("pools").iter().filter_map(|p| p["name"].as_str()).collect();
     assert_eq!(pools, ["kubernetes", "process"]);
     assert_eq!(get(&ui.url("/api/runs/01ZZZZZZZZZZZZZZZZZZZZZZZZ")).status, 404);
 }
@@ -292,7 +295,8 @@ fn actions_need_the_forms_csrf_token_the_same_origin_and_a_writable_ui() {
         .expect("the form carries a CSRF token")
         .to_owned();
     let elsewhere = [("content-type", "application/x-www-form-urlencoded"), ("origin", "https://evil.example")];
-    let cross = request("POST", &ui.url("/deployments/params/run"), &elsewhere, Some(&format!("csrf={csrf}&param.n=4")));
+    let cross =
+        request("POST", &ui.url("/deployments/params/run"), &elsewhere, Some(&format!("csrf={csrf}&param.n=4")));
     assert_eq!(cross.status, 403, "{}", cross.body);
     assert!(backend_runs(&backend).is_empty());
     let sent = request("POST", &ui.url("/deployments/params/run"), &form, Some(&format!("csrf={csrf}&param.n=4")));

@@ -9,7 +9,7 @@ use super::CommandError;
 use super::store_args::StoreArgs;
 use super::table::{OutputFormat, duration, render, time};
 use weft::model::State;
-use weft::store::{Cancelled, RunSummary};
+use weft::store::Cancelled;
 
 /// Inspect flow runs recorded in the store.
 #[derive(Debug, Subcommand)]
@@ -67,26 +67,6 @@ pub struct ShowArgs {
 
 fn parse_state(text: &str) -> Result<State, String> {
     text.parse()
-}
-
-/// The run's state, marked when its process has stopped giving signs of life.
-fn state_text(summary: &RunSummary) -> String {
-    match (summary.state, summary.stale_since) {
-        (Some(state), Some(_)) => format!("{state} (stale)"),
-        (Some(state), None) => state.to_string(),
-        (None, Some(_)) => "- (stale)".into(),
-        (None, None) => "-".into(),
-    }
-}
-
-fn elapsed(summary: &RunSummary) -> String {
-    match (summary.started, summary.ended) {
-        (Some(start), Some(end)) => end.duration_since(start).map(duration).unwrap_or_default(),
-        (Some(start), None) => {
-            SystemTime::now().duration_since(start).map(|d| format!("{} so far", duration(d))).unwrap_or_default()
-        }
-        _ => String::new(),
-    }
 }
 
 pub(super) async fn runs(command: RunsCommand) -> Result<ExitCode, CommandError> {
@@ -159,9 +139,9 @@ async fn ls(args: LsArgs) -> Result<ExitCode, CommandError> {
                         s.run.id.clone(),
                         s.run.flow_name.clone(),
                         s.run.deployment.clone().unwrap_or_else(|| "-".into()),
-                        state_text(s),
+                        s.state_text(),
                         s.started.map_or_else(|| "-".into(), time),
-                        elapsed(s),
+                        s.elapsed_text(SystemTime::now()),
                     ]
                 })
                 .collect();
@@ -220,7 +200,7 @@ async fn show(args: ShowArgs) -> Result<ExitCode, CommandError> {
     }
     println!("Component  {}", run.component);
     println!("Attempt    {}", run.attempt);
-    println!("State      {}", state_text(&summary));
+    println!("State      {}", summary.state_text());
     if let Some(since) = summary.stale_since {
         let silent = SystemTime::now().duration_since(since).unwrap_or_default();
         println!(
@@ -230,7 +210,7 @@ async fn show(args: ShowArgs) -> Result<ExitCode, CommandError> {
             run.id
         );
     }
-    println!("Duration   {}", elapsed(&summary));
+    println!("Duration   {}", summary.elapsed_text(SystemTime::now()));
     println!("Parameters {}", serde_json::Value::Object(run.parameters.clone()));
     match (&result, &error) {
         (Some(result), _) => println!("Result     {result}"),

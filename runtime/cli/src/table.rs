@@ -43,14 +43,7 @@ pub fn time(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string().replace('T', " ")
 }
 
-/// A duration for a table: `1.25s`, `3m 2s`.
-pub fn duration(d: std::time::Duration) -> String {
-    if d < std::time::Duration::from_secs(60) {
-        format!("{:.2}s", d.as_secs_f64())
-    } else {
-        humantime::format_duration(std::time::Duration::from_secs(d.as_secs())).to_string()
-    }
-}
+pub use weft::model::short_duration as duration;
 
 /// What a listing command takes: the output format and the store.
 #[derive(Debug, clap::Args)]

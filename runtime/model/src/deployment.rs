@@ -752,7 +752,6 @@ mod tests {
         assert_eq!(every.next(at("2026-11-22T00:00:00Z"), 3).len(), 3);
     }
 
-
     const FILE: &str = r#"
 deployments:
   - name: etl-daily

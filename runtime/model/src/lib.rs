@@ -32,7 +32,7 @@ pub use parameters::{
 pub use pool::{DEFAULT_QUEUE, PoolKind, WorkPool, WorkPoolSpec, WorkQueue, check_pool_name, check_queue_name};
 pub use runs::{Digest, FlowRun, FlowRunOutcome, State, StateRecord, TaskRun};
 pub use tasks::{Backoff, CachePolicy, TaskComponentRef, TaskPolicy, TaskSpec};
-pub use units::{MAX_MEMORY, MIN_MEMORY, check_memory, parse_byte_limit, parse_duration, parse_memory};
+pub use units::{MAX_MEMORY, MIN_MEMORY, check_memory, parse_byte_limit, parse_duration, parse_memory, short_duration};
 
 /// A fresh id for a flow run or task run: a ULID, so ids sort by the time
 /// they were made.

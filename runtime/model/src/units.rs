@@ -79,3 +79,13 @@ mod tests {
         assert!(parse_memory("lots").expect_err("refused").contains("invalid size `lots`"));
     }
 }
+
+/// A duration for people, as tables and pages show it: `1.25s` under a
+/// minute, `3m 2s` above.
+pub fn short_duration(d: Duration) -> String {
+    if d < Duration::from_secs(60) {
+        format!("{:.2}s", d.as_secs_f64())
+    } else {
+        humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+    }
+}

@@ -47,6 +47,32 @@ pub struct RunSummary {
     pub stale_since: Option<SystemTime>,
 }
 
+impl RunSummary {
+    /// Its latest state, marked when its process stopped giving signs of
+    /// life: `Running (stale)`.
+    pub fn state_text(&self) -> String {
+        match (self.state, self.stale_since) {
+            (Some(state), Some(_)) => format!("{state} (stale)"),
+            (Some(state), None) => state.to_string(),
+            (None, Some(_)) => "- (stale)".into(),
+            (None, None) => "-".into(),
+        }
+    }
+
+    /// How long it ran (`1.25s`), or has run so far at `now` (`3m 2s so
+    /// far`); empty before it started.
+    pub fn elapsed_text(&self, now: SystemTime) -> String {
+        let took = |from: SystemTime, to: SystemTime| {
+            crate::model::short_duration(to.duration_since(from).unwrap_or_default())
+        };
+        match (self.started, self.ended) {
+            (Some(start), Some(end)) => took(start, end),
+            (Some(start), None) => format!("{} so far", took(start, now)),
+            _ => String::new(),
+        }
+    }
+}
+
 /// What [`Store::cancel_run`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cancelled {
@@ -322,7 +348,6 @@ impl Store {
             TransitionOutcome::Kept { current } => Cancelled::AlreadyEnded(current.map(|r| r.state)),
         }))
     }
-
 
     /// of its last sign of life if that is more than [`STALE_AFTER`] ago.
     pub async fn stale_since(&self, id: &str, latest: SystemTime) -> Result<Option<SystemTime>, StoreError> {

@@ -141,7 +141,11 @@ async fn check(ui: &Ui, request: Request, next: Next) -> Response {
             && let Some((given, rest)) = token_in_query(request.uri().query())
             && same(&given, &keys.token)
         {
-            let location = if rest.is_empty() { request.uri().path().to_owned() } else { format!("{}?{rest}", request.uri().path()) };
+            let location = if rest.is_empty() {
+                request.uri().path().to_owned()
+            } else {
+                format!("{}?{rest}", request.uri().path())
+            };
             let set = format!("{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/", keys.cookie);
             return (StatusCode::SEE_OTHER, [(header::LOCATION, location), (header::SET_COOKIE, set)]).into_response();
         }
@@ -155,7 +159,10 @@ async fn check(ui: &Ui, request: Request, next: Next) -> Response {
     }
     if request.method() == Method::POST {
         if ui.read_only {
-            return refuse(StatusCode::FORBIDDEN, "this weft UI is read-only (`weft ui --read-only`): run the action with the weft command instead");
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "this weft UI is read-only (`weft ui --read-only`): run the action with the weft command instead",
+            );
         }
         if !same_origin(request.headers()) {
             return refuse(StatusCode::FORBIDDEN, "the request came from another site's page: refused");

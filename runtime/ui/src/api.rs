@@ -85,7 +85,7 @@ pub async fn task_runs(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Api
     if ui.store.read_run(&id).await?.is_none() {
         return Err(not_found(format!("no flow run `{id}`")));
     }
-    Ok(Json(json!({ "task_runs": reads::task_runs(&ui.store, &id).await? })).into_response())
+    Ok(Json(json!({ "task_runs": ui.store.task_runs(&id).await? })).into_response())
 }
 
 /// Which log lines: after a cursor, at a level or above.
@@ -253,11 +253,8 @@ pub async fn run_deployment(
     match crate::pages::schedule(&ui, &deployment, request.parameters).await {
         Ok(id) => Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response()),
         Err(crate::pages::Refused::Parameters(error)) => {
-            let problems: Vec<Value> = error
-                .problems
-                .iter()
-                .map(|p| json!({ "parameter": p.parameter, "message": p.message }))
-                .collect();
+            let problems: Vec<Value> =
+                error.problems.iter().map(|p| json!({ "parameter": p.parameter, "message": p.message })).collect();
             Ok((
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Json(json!({ "error": error.to_string().replace('\n', "; "), "problems": problems })),

@@ -81,7 +81,9 @@ impl IntoResponse for PageError {
 }
 
 fn render(page: &impl Template) -> Html<String> {
-    Html(page.render().unwrap_or_else(|e| format!("<!doctype html><title>error</title><p>the page failed: {}</p>", svg::escape(&e.to_string()))))
+    Html(page.render().unwrap_or_else(|e| {
+        format!("<!doctype html><title>error</title><p>the page failed: {}</p>", svg::escape(&e.to_string()))
+    }))
 }
 
 type PageResult = Result<Response, PageError>;
@@ -114,16 +116,6 @@ pub struct RunRow {
 }
 
 fn run_row(summary: &RunSummary, deployments: &[Deployment], now: SystemTime) -> RunRow {
-    let state = match (summary.state, summary.stale_since) {
-        (Some(state), Some(_)) => format!("{state} (stale)"),
-        (Some(state), None) => state.to_string(),
-        (None, _) => "-".into(),
-    };
-    let duration = match (summary.started, summary.ended) {
-        (Some(start), Some(end)) => svg::duration(end.duration_since(start).unwrap_or_default()),
-        (Some(start), None) => format!("{} so far", svg::duration(now.duration_since(start).unwrap_or_default())),
-        _ => String::new(),
-    };
     let tags = summary
         .run
         .deployment
@@ -135,10 +127,10 @@ fn run_row(summary: &RunSummary, deployments: &[Deployment], now: SystemTime) ->
         id: summary.run.id.clone(),
         flow: summary.run.flow_name.clone(),
         deployment: summary.run.deployment.clone().unwrap_or_default(),
-        state,
+        state: summary.state_text(),
         class: svg::state_class(summary.state),
         started: summary.started.map(time).unwrap_or_default(),
-        duration,
+        duration: summary.elapsed_text(now),
         tags,
     }
 }
@@ -266,7 +258,7 @@ pub async fn run(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> PageResul
     };
     let deployments = ui.store.deployments().await?;
     let now = SystemTime::now();
-    let tasks = reads::task_runs(&ui.store, &id).await?;
+    let tasks = ui.store.task_runs(&id).await?;
     let summary = &detail.summary;
     let start = summary.started.or(tasks.first().map(|t| t.started)).unwrap_or(summary.run.created);
     let end = summary.ended.unwrap_or(now).max(tasks.iter().filter_map(|t| t.ended).max().unwrap_or(start));
@@ -587,7 +579,8 @@ struct AgentsPage {
 }
 
 fn agent_row(record: &AgentRecord, now: SystemTime) -> AgentRow {
-    let queues = if record.queues.is_empty() { String::new() } else { format!(" (queues {})", record.queues.join(", ")) };
+    let queues =
+        if record.queues.is_empty() { String::new() } else { format!(" (queues {})", record.queues.join(", ")) };
     AgentRow {
         name: record.name.clone(),
         status: record.status(now).to_string(),

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
-use weft::model::{Deployment, PoolKind, State, StateRecord, TaskRun};
+use weft::model::{Deployment, PoolKind, State, StateRecord};
 use weft::store::{RunSummary, Store, StoreError};
 
 /// Summaries read from the store at once.
@@ -195,11 +195,6 @@ pub async fn run_detail(store: &Store, id: &str) -> Result<Option<RunDetail>, St
         _ => None,
     };
     Ok(Some(RunDetail { summary, states, result, kubernetes_job, runner_host }))
-}
-
-/// A run's task runs, in the order they began.
-pub async fn task_runs(store: &Store, id: &str) -> Result<Vec<TaskRun>, StoreError> {
-    store.task_runs(id).await
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
-use weft::model::{State, TaskRun};
+use weft::model::{State, TaskRun, short_duration as duration};
 use weft::store::RunSummary;
 
 /// The most task runs a timeline draws; the rest are counted.
@@ -44,15 +44,6 @@ fn state_color(state: State) -> &'static str {
         State::Crashed => "#c2255c",
         State::Cancelling => "#f59f00",
         State::Cancelled => "#adb5bd",
-    }
-}
-
-/// A duration for people: `0.25s`, `3m 2s`.
-pub fn duration(d: Duration) -> String {
-    if d < Duration::from_secs(60) {
-        format!("{:.2}s", d.as_secs_f64())
-    } else {
-        humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
     }
 }
 
@@ -111,7 +102,13 @@ pub fn timeline(tasks: &[TaskRun], start: SystemTime, end: SystemTime) -> String
             h = ROW - 6.0,
         );
         if !marks.is_empty() {
-            let _ = write!(svg, r#"<text x="{:.1}" y="{:.1}" class="mark">{}</text>"#, x1 + 4.0, y + 13.0, escape(&marks.join(", ")));
+            let _ = write!(
+                svg,
+                r#"<text x="{:.1}" y="{:.1}" class="mark">{}</text>"#,
+                x1 + 4.0,
+                y + 13.0,
+                escape(&marks.join(", "))
+            );
         }
         svg.push_str("</g>");
     }
@@ -123,7 +120,8 @@ pub fn timeline(tasks: &[TaskRun], start: SystemTime, end: SystemTime) -> String
         total = duration(since(start, end)),
     );
     if tasks.len() > MAX_ROWS {
-        let _ = write!(svg, r#"<text x="10" y="{axis}" class="axis">and {} more task runs</text>"#, tasks.len() - MAX_ROWS);
+        let _ =
+            write!(svg, r#"<text x="10" y="{axis}" class="axis">and {} more task runs</text>"#, tasks.len() - MAX_ROWS);
     }
     svg.push_str("</svg>");
     svg
@@ -244,7 +242,12 @@ mod tests {
             ended: None,
             stale_since: None,
         };
-        let runs = [summary(1, State::Completed), summary(1, State::Completed), summary(1, State::Failed), summary(50, State::Completed)];
+        let runs = [
+            summary(1, State::Completed),
+            summary(1, State::Completed),
+            summary(1, State::Failed),
+            summary(50, State::Completed),
+        ];
         let svg = runs_chart(&runs, now);
         assert!(svg.contains("<title>2 Completed</title>") && svg.contains("<title>1 Failed</title>"), "{svg}");
         assert!(svg.contains("<title>1 Completed</title>"), "the older run has a bucket of its own: {svg}");
