@@ -30,7 +30,7 @@ pub use parameters::{
     ParameterError, ParameterOrigin, ParameterProblem, ParameterSchema, Parameters, ProblemKind, parse_assignment,
 };
 pub use pool::{DEFAULT_QUEUE, PoolKind, WorkPool, WorkPoolSpec, WorkQueue, check_pool_name, check_queue_name};
-pub use runs::{Digest, FlowRun, FlowRunOutcome, State, StateRecord, TaskRun};
+pub use runs::{Digest, FlowRun, FlowRunOutcome, State, StateRecord, TaskRun, TaskRunCounts};
 pub use tasks::{Backoff, CachePolicy, TaskComponentRef, TaskPolicy, TaskSpec};
 pub use units::{MAX_MEMORY, MIN_MEMORY, check_memory, parse_byte_limit, parse_duration, parse_memory, short_duration};
 

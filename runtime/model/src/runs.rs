@@ -134,6 +134,82 @@ pub struct TaskRun {
     pub error: Option<String>,
 }
 
+/// How many task runs are in each state: what a flow run's report and
+/// `weft runs show` say about runs too large to list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskRunCounts {
+    /// Indexed by position in [`State::ALL`].
+    counts: [u64; State::ALL.len()],
+}
+
+impl TaskRunCounts {
+    fn slot(state: State) -> usize {
+        State::ALL.iter().position(|s| *s == state).unwrap_or_default()
+    }
+
+    /// Counts one more task run in `state`.
+    pub fn add(&mut self, state: State) {
+        self.counts[Self::slot(state)] += 1;
+    }
+
+    /// Counts one task run fewer in `state` (it moved on to another).
+    pub fn remove(&mut self, state: State) {
+        let count = &mut self.counts[Self::slot(state)];
+        *count = count.saturating_sub(1);
+    }
+
+    /// Adds the counts of `other`.
+    pub fn merge(&mut self, other: &TaskRunCounts) {
+        for (mine, theirs) in self.counts.iter_mut().zip(other.counts) {
+            *mine += theirs;
+        }
+    }
+
+    /// How many task runs are in `state`.
+    pub fn get(&self, state: State) -> u64 {
+        self.counts[Self::slot(state)]
+    }
+
+    /// How many task runs there are.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// The states with task runs in them, in the order a run goes through
+    /// them, with their counts.
+    pub fn iter(&self) -> impl Iterator<Item = (State, u64)> + '_ {
+        State::ALL.into_iter().zip(self.counts).filter(|(_, n)| *n > 0)
+    }
+}
+
+/// `998 Completed, 2 Failed`; `none` when there are none.
+impl fmt::Display for TaskRunCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.total() == 0 {
+            return f.write_str("none");
+        }
+        for (i, (state, count)) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{count} {state}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `{"Completed": 998, "Failed": 2}`.
+impl Serialize for TaskRunCounts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        for (state, count) in self.iter() {
+            map.serialize_entry(&state, &count)?;
+        }
+        map.end()
+    }
+}
+
 pub(super) mod optional_time {
     use std::time::SystemTime;
 

@@ -29,6 +29,7 @@ pub(crate) use self::limits::MemoryLimiter;
 pub(crate) use self::log::{CUT_MARK, LogCap, RunLog, cut};
 pub(crate) use self::task_components::{Inherited, TaskEnv};
 pub use self::task_registry::{TaskComponent, TaskComponents, TaskLoader};
+pub use self::tasks::REPORTED_TASK_RUNS;
 pub(crate) use self::tasks::TaskRuns;
 use crate::sandbox::{Grants, LimitExceeded, Limits, StopSignal, Stopped};
 

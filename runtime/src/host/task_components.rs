@@ -5,6 +5,7 @@
 //! once. Whatever a task does (returns an error, traps, runs past a limit)
 //! comes back to the flow as an error it may handle; siblings go on.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -13,6 +14,7 @@ use tokio::task::{AbortHandle, JoinHandle};
 use wasmtime::Store;
 
 use super::bindings::weft::flow::types::Error as WitError;
+use super::tasks::ClosedTaskRuns;
 use super::{RunIdentity, RunLog, RunState, configure_store, trap_reason};
 use super::{TaskComponent, TaskComponents};
 use crate::model::{CachedResult, Digest, Level, LogSource, ResultCache, RunSink, State, TaskPolicy, TaskRun, new_id};
@@ -36,7 +38,9 @@ pub(crate) struct TaskEnv {
     sink: Arc<dyn RunSink>,
     inherited: Inherited,
     /// Task runs that ended, for the run's report.
-    records: Mutex<Vec<TaskRun>>,
+    closed: Mutex<ClosedTaskRuns>,
+    /// How many task runs were submitted.
+    submitted: AtomicUsize,
     /// Spawned task runs, stopped when the flow run ends.
     running: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -55,7 +59,8 @@ impl TaskEnv {
             identity,
             sink,
             inherited,
-            records: Mutex::default(),
+            closed: Mutex::default(),
+            submitted: AtomicUsize::new(0),
             running: Mutex::default(),
         }
     }
@@ -80,6 +85,7 @@ impl TaskEnv {
                 ended: None,
                 error: None,
             },
+            position: self.submitted.fetch_add(1, Ordering::Relaxed),
             done: false,
         };
         self.sink.task_run(&record.run);
@@ -111,9 +117,12 @@ impl TaskEnv {
         }
     }
 
-    /// The task runs that ended.
-    pub(crate) fn take_records(&self) -> Vec<TaskRun> {
-        std::mem::take(&mut *self.records.lock().unwrap_or_else(PoisonError::into_inner))
+    /// What is kept of the task runs that ended: counts by state and the
+    /// first to be submitted, in the order they began.
+    pub(crate) fn take_closed(&self) -> ClosedTaskRuns {
+        let mut closed = std::mem::take(&mut *self.closed.lock().unwrap_or_else(PoisonError::into_inner));
+        closed.first.sort_by(|a, b| a.started.cmp(&b.started).then_with(|| a.id.cmp(&b.id)));
+        closed
     }
 
     fn unknown(&self, name: &str) -> WitError {
@@ -297,6 +306,8 @@ enum Attempt {
 struct Recorded {
     env: Arc<TaskEnv>,
     run: TaskRun,
+    /// How many task runs of the flow run were submitted before it.
+    position: usize,
     done: bool,
 }
 
@@ -308,7 +319,7 @@ impl Recorded {
             self.run.error = error;
         }
         self.env.sink.task_run(&self.run);
-        self.env.records.lock().unwrap_or_else(PoisonError::into_inner).push(self.run.clone());
+        self.env.closed.lock().unwrap_or_else(PoisonError::into_inner).close(self.run.clone(), self.position);
         self.done = true;
     }
 }

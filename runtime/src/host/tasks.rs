@@ -11,14 +11,52 @@ use super::RunState;
 use super::bindings::weft::flow::tasks::{BeginOutcome, Host, HostSubmittedTask, NextStep, TaskOptions};
 use super::bindings::weft::flow::types::Error as WitError;
 use super::task_components::Submitted;
-use crate::model::{CachedResult, Level, LogSource, State, TaskRun, new_id};
+use crate::model::{CachedResult, Level, LogSource, State, TaskRun, TaskRunCounts, new_id};
 use crate::sandbox::LimitExceeded;
+
+/// The most task runs a flow run's report holds: the first to begin. Every
+/// task run goes to the run's sink (the store) however many there are; the
+/// report counts them all by state.
+pub const REPORTED_TASK_RUNS: usize = 1000;
+
+/// What is kept of task runs that ended, for the run's report: counts by
+/// state and the first [`REPORTED_TASK_RUNS`] to begin. A task run has gone
+/// to the run's sink by the time it ends, so nothing more of it is held: a
+/// run's memory does not grow with its task count.
+#[derive(Debug, Default)]
+pub(crate) struct ClosedTaskRuns {
+    pub(crate) counts: TaskRunCounts,
+    /// In the order they began.
+    pub(crate) first: Vec<TaskRun>,
+}
+
+impl ClosedTaskRuns {
+    /// Counts a task run that ended; `position` is how many task runs of
+    /// its kind began before it.
+    pub(crate) fn close(&mut self, task_run: TaskRun, position: usize) {
+        self.counts.add(task_run.state);
+        if position < REPORTED_TASK_RUNS {
+            self.first.push(task_run);
+        }
+    }
+
+    /// Adds the task runs of another kind (task components to in-component
+    /// tasks): the first to begin of both, in the order they began.
+    pub(crate) fn merge(&mut self, other: ClosedTaskRuns) {
+        self.counts.merge(&other.counts);
+        self.first.extend(other.first);
+        self.first.sort_by(|a, b| a.started.cmp(&b.started).then_with(|| a.id.cmp(&b.id)));
+        self.first.truncate(REPORTED_TASK_RUNS);
+    }
+}
 
 /// The task runs of one flow run.
 #[derive(Default)]
 pub(crate) struct TaskRuns {
-    /// Every task run, in the order they began.
-    records: Vec<TaskRun>,
+    /// Task runs that ended.
+    closed: ClosedTaskRuns,
+    /// How many task runs began.
+    begun: usize,
     /// Open task runs, innermost last.
     open: Vec<OpenTask>,
     /// Results by cache key, with when each expires.
@@ -29,8 +67,9 @@ pub(crate) struct TaskRuns {
 }
 
 struct OpenTask {
-    /// Index into `records`.
-    record: usize,
+    record: TaskRun,
+    /// How many task runs began before it.
+    position: usize,
     options: TaskOptions,
     /// When the current attempt must end, if the task has a timeout.
     deadline: Option<Instant>,
@@ -40,10 +79,7 @@ impl TaskRuns {
     /// The innermost open task run: (id, name).
     pub(crate) fn current(&self) -> Option<(&str, &str)> {
         match self.open.last() {
-            Some(t) => {
-                let record = &self.records[t.record];
-                Some((record.id.as_str(), record.name.as_str()))
-            }
+            Some(t) => Some((t.record.id.as_str(), t.record.name.as_str())),
             None => self.base.as_ref().map(|(id, name)| (id.as_str(), name.as_str())),
         }
     }
@@ -56,23 +92,26 @@ impl TaskRuns {
     /// The timeout of an open task run that has passed, if any.
     pub(crate) fn timed_out(&self, now: Instant) -> Option<LimitExceeded> {
         self.open.iter().find(|t| t.deadline.is_some_and(|d| now >= d)).map(|t| LimitExceeded::TaskTimeout {
-            task: self.records[t.record].name.clone(),
+            task: t.record.name.clone(),
             timeout: Duration::from_millis(t.options.timeout_ms.unwrap_or_default()),
         })
     }
 
     /// Closes the task runs still open when the flow run ended: their state
     /// is the flow run's failure.
-    pub(crate) fn finish(mut self, reason: Option<&str>, log: &super::RunLog) -> Vec<TaskRun> {
+    pub(crate) fn finish(mut self, reason: Option<&str>, log: &super::RunLog) -> ClosedTaskRuns {
         let now = SystemTime::now();
-        for open in self.open.drain(..) {
-            let record = &mut self.records[open.record];
+        // Innermost last: the outer ones, which began first, close first.
+        for open in std::mem::take(&mut self.open) {
+            let mut record = open.record;
             record.state = State::Failed;
             record.ended = Some(now);
             record.error = Some(reason.unwrap_or("the flow run ended while the task run was open").to_owned());
-            log.task_run(record);
+            log.task_run(&record);
+            self.closed.close(record, open.position);
         }
-        self.records
+        self.closed.first.sort_by(|a, b| a.started.cmp(&b.started).then_with(|| a.id.cmp(&b.id)));
+        self.closed
     }
 
     fn attribution(&self) -> Option<(String, String)> {
@@ -120,32 +159,32 @@ impl Host for RunState {
             ended: None,
             error: None,
         };
+        let position = self.tasks.begun;
+        self.tasks.begun += 1;
         if let Some(result) = cached {
             record.state = State::Completed;
             record.cached = true;
             record.ended = Some(now);
             self.log.task_run(&record);
-            self.tasks.records.push(record);
+            self.tasks.closed.close(record, position);
             return Ok(BeginOutcome::Cached(result));
         }
         self.log.task_run(&record);
-        self.tasks.records.push(record);
         let deadline = attempt_deadline(&options);
-        self.tasks.open.push(OpenTask { record: self.tasks.records.len() - 1, options, deadline });
+        self.tasks.open.push(OpenTask { record, position, options, deadline });
         self.log.set_task(self.tasks.attribution());
         Ok(BeginOutcome::Run(id))
     }
 
     async fn end(&mut self, task_run_id: String, outcome: Result<String, WitError>) -> wasmtime::Result<NextStep> {
-        let Some(position) = self.tasks.open.iter().rposition(|t| self.tasks.records[t.record].id == task_run_id)
-        else {
+        let Some(position) = self.tasks.open.iter().rposition(|t| t.record.id == task_run_id) else {
             // Only a guest that does not follow the protocol gets here.
             return Err(wasmtime::Error::msg(format!(
                 "the guest ended task run `{task_run_id}`, which is not open (weft:flow/tasks.end called without begin)"
             )));
         };
         let open = &mut self.tasks.open[position];
-        let record = &mut self.tasks.records[open.record];
+        let record = &mut open.record;
         record.attempts += 1;
         match outcome {
             Ok(result) => {
@@ -193,7 +232,8 @@ impl Host for RunState {
         }
         record.ended = Some(SystemTime::now());
         self.log.task_run(record);
-        self.tasks.open.remove(position);
+        let open = self.tasks.open.remove(position);
+        self.tasks.closed.close(open.record, open.position);
         self.log.set_task(self.tasks.attribution());
         Ok(NextStep::Finish)
     }
@@ -240,5 +280,47 @@ impl HostSubmittedTask for RunState {
         // Dropping it stops the task run if it is still going.
         self.table.delete(task)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::{ClosedTaskRuns, REPORTED_TASK_RUNS};
+    use crate::model::{State, TaskRun};
+
+    fn ended(id: usize, state: State) -> TaskRun {
+        TaskRun {
+            id: format!("{id:08}"),
+            name: "t".into(),
+            state,
+            component: None,
+            attempts: 1,
+            cached: false,
+            cache_key: None,
+            started: SystemTime::UNIX_EPOCH + Duration::from_millis(id as u64),
+            ended: Some(SystemTime::now()),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_report_keeps_the_first_task_runs_to_begin_and_counts_them_all() {
+        let mut inside = ClosedTaskRuns::default();
+        // Even ids in the flow's component, odd ones task components.
+        for position in 0..3 * REPORTED_TASK_RUNS {
+            inside.close(ended(2 * position, State::Completed), position);
+        }
+        let mut components = ClosedTaskRuns::default();
+        for position in 0..10 {
+            components.close(ended(2 * position + 1, State::Failed), position);
+        }
+        inside.merge(components);
+        assert_eq!(inside.counts.to_string(), format!("{} Completed, 10 Failed", 3 * REPORTED_TASK_RUNS));
+        assert_eq!(inside.first.len(), REPORTED_TASK_RUNS);
+        let ids: Vec<usize> = inside.first.iter().map(|t| t.id.parse().expect("id")).collect();
+        let expected: Vec<usize> = (0..20).chain((20..).step_by(2)).take(REPORTED_TASK_RUNS).collect();
+        assert_eq!(ids, expected, "the first to begin, of both kinds, in order");
     }
 }

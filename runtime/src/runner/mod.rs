@@ -22,11 +22,12 @@ use crate::host::{
 };
 use crate::model::{
     FlowRun, FlowRunOutcome, Level, LogSource, ParameterError, Parameters, ResultCache, RunSink, Sandbox, TaskRun,
-    new_id,
+    TaskRunCounts, new_id,
 };
 use crate::sandbox::{Grants, LimitExceeded, Limits};
 pub use crate::sandbox::{StopSignal, Stopped};
 
+pub use crate::host::REPORTED_TASK_RUNS;
 pub use crate::model::job_template::INFRASTRUCTURE_ENV;
 
 /// Everything needed to run a flow once, parameters already validated.
@@ -127,12 +128,26 @@ pub struct FlowRunReport {
     pub flow_name: String,
     /// Completed with a result, or Failed with a reason.
     pub outcome: FlowRunOutcome,
-    /// Its task runs, in the order they began.
+    /// Its first task runs to begin, at most [`REPORTED_TASK_RUNS`], in the
+    /// order they began, each as it ended. A run may make millions: every
+    /// one of them went to the run's sink (the store, for a recorded run),
+    /// and [`task_run_counts`](Self::task_run_counts) counts them all.
     pub task_runs: Vec<TaskRun>,
+    /// How many task runs it made, in each final state: all of them, also
+    /// those [`task_runs`](Self::task_runs) leaves out.
+    pub task_run_counts: TaskRunCounts,
     /// When it started.
     pub started: SystemTime,
     /// How long it took.
     pub duration: Duration,
+}
+
+impl FlowRunReport {
+    /// How many task runs [`task_runs`](Self::task_runs) leaves out: those
+    /// after the first [`REPORTED_TASK_RUNS`].
+    pub fn task_runs_left_out(&self) -> u64 {
+        self.task_run_counts.total().saturating_sub(self.task_runs.len() as u64)
+    }
 }
 
 /// Runs a flow once. Never panics and never fails on account of the guest:
@@ -204,9 +219,9 @@ pub async fn run_flow(
     // Task components still running when the flow ended (submitted, never
     // waited for) are stopped and recorded before the run's end is.
     components.finish().await;
-    let mut task_runs = tasks.finish(failure, &log);
-    task_runs.extend(components.take_records());
-    task_runs.sort_by(|a, b| a.started.cmp(&b.started).then_with(|| a.id.cmp(&b.id)));
+    let mut closed = tasks.finish(failure, &log);
+    closed.merge(components.take_closed());
+    let mut task_runs = closed.first;
     // An error message is kept to the line limit, wherever it is shown.
     let outcome = match outcome {
         FlowRunOutcome::Failed { mut reason, retryable } => {
@@ -240,6 +255,7 @@ pub async fn run_flow(
         flow_name: flow.name().to_owned(),
         outcome,
         task_runs,
+        task_run_counts: closed.counts,
         started: started_at,
         duration: started.elapsed(),
     }
