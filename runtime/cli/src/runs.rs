@@ -1,5 +1,7 @@
 //! `weft runs`: list flow runs and show one.
 
+use std::io::Write;
+use std::ops::ControlFlow;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
@@ -8,8 +10,9 @@ use clap::{Args, Subcommand};
 use super::CommandError;
 use super::store_args::StoreArgs;
 use super::table::{OutputFormat, duration, render, time};
-use weft::model::State;
-use weft::store::Cancelled;
+use weft::model::StateRecord;
+use weft::model::{State, TaskRun};
+use weft::store::{Cancelled, RunSummary};
 
 /// Inspect flow runs recorded in the store.
 #[derive(Debug, Subcommand)]
@@ -54,6 +57,8 @@ pub struct LsArgs {
 
 /// `weft runs show`.
 #[derive(Debug, Args)]
+#[command(after_help = "A run's task runs are counted by state, then listed in the order they began, \
+    at most --tasks of them; a line says how many more there are.")]
 pub struct ShowArgs {
     /// The flow run's id.
     #[arg(value_name = "ID")]
@@ -61,6 +66,15 @@ pub struct ShowArgs {
     /// Readable text for people, or JSON for scripts.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     output: OutputFormat,
+    /// At most this many task runs, the first to begin.
+    #[arg(long, value_name = "N", default_value_t = 100, conflicts_with = "all_tasks")]
+    tasks: u64,
+    /// Every task run, however many.
+    #[arg(long)]
+    all_tasks: bool,
+    /// Only task runs in this state (Failed, Completed, Running, ...).
+    #[arg(long, value_name = "STATE", value_parser = parse_state)]
+    task_state: Option<State>,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -171,23 +185,75 @@ async fn show(args: ShowArgs) -> Result<ExitCode, CommandError> {
         return Err(CommandError(format!("no flow run `{}` in store `{}` (see `weft runs ls`)", args.id, store.url())));
     };
     let states = store.states(&args.id).await?;
-    let tasks = store.task_runs(&args.id).await?;
     let result = store.read_result(&args.id).await?;
     let error = states
         .last()
         .filter(|(_, s)| matches!(s.state, State::Failed | State::Crashed))
         .and_then(|(_, s)| s.message.clone());
+    // Counted first, then printed as they are read again: a run may have
+    // millions of task runs, and only what is printed is held.
+    let tasks = store.read_task_runs(&args.id).await?;
+    let counts = tasks.counts();
+    let most = if args.all_tasks { u64::MAX } else { args.tasks };
+    let mut list = TaskList::new(args.output);
     if args.output == OutputFormat::Json {
-        let json = serde_json::json!({
+        let head = serde_json::json!({
             "run": summary,
             "states": states.iter().map(|(_, s)| s).collect::<Vec<_>>(),
             "result": result,
             "error": error,
-            "task_runs": tasks,
+            "task_run_counts": counts,
         });
-        println!("{}", serde_json::to_string_pretty(&json)?);
-        return Ok(ExitCode::SUCCESS);
+        let mut head = serde_json::to_string_pretty(&head)?;
+        // Its closing brace goes after the task runs.
+        head.truncate(head.trim_end().trim_end_matches('}').trim_end().len());
+        list.write(format_args!("{head},\n  \"task_runs\": ["));
+    } else {
+        print_run(&summary, &states, result.as_ref(), error.as_deref());
+        if counts.total() > 0 {
+            println!("\nTask runs  {}: {counts}", counts.total());
+        }
     }
+    tasks
+        .visit(|task| {
+            if args.task_state.is_some_and(|s| s != task.state) {
+                return ControlFlow::Continue(());
+            }
+            if list.shown >= most {
+                return ControlFlow::Break(());
+            }
+            list.push(task)
+        })
+        .await?;
+    list.finish();
+    let matching = args.task_state.map_or(counts.total(), |s| counts.get(s));
+    let not_shown = matching.saturating_sub(list.shown);
+    if args.output == OutputFormat::Json {
+        list.write(format_args!(
+            "{},\n  \"task_runs_not_shown\": {not_shown}\n}}\n",
+            if list.shown > 0 { "\n  ]" } else { "]" }
+        ));
+    } else if not_shown > 0 {
+        let which = args.task_state.map(|s| format!(" {s}")).unwrap_or_default();
+        let failed = if args.task_state.is_none() && counts.get(State::Failed) > 0 {
+            ", `--task-state failed` the failed ones"
+        } else {
+            ""
+        };
+        list.write(format_args!(
+            "… and {not_shown} more{which} task runs not shown (`--tasks N` shows the first N, `--all-tasks` \
+             every one{failed})\n"
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_run(
+    summary: &RunSummary,
+    states: &[(u32, StateRecord)],
+    result: Option<&serde_json::Value>,
+    error: Option<&str>,
+) {
     let run = &summary.run;
     println!("Flow run   {}", run.id);
     println!("Flow       {}", run.flow_name);
@@ -212,7 +278,7 @@ async fn show(args: ShowArgs) -> Result<ExitCode, CommandError> {
     }
     println!("Duration   {}", summary.elapsed_text(SystemTime::now()));
     println!("Parameters {}", serde_json::Value::Object(run.parameters.clone()));
-    match (&result, &error) {
+    match (result, error) {
         (Some(result), _) => println!("Result     {result}"),
         (None, Some(error)) => println!("Error      {error}"),
         _ => {}
@@ -223,32 +289,109 @@ async fn show(args: ShowArgs) -> Result<ExitCode, CommandError> {
         .map(|(_, s)| vec![time(s.time), s.state.to_string(), s.message.clone().unwrap_or_default()])
         .collect();
     anstream::print!("{}", render(&["TIME", "STATE", "MESSAGE"], &rows));
-    if !tasks.is_empty() {
-        println!("\nTask runs");
-        let rows: Vec<Vec<String>> = tasks
-            .iter()
-            .map(|t| {
-                let state = match (t.cached, t.attempts) {
-                    (true, _) => format!("{} (cached)", t.state),
-                    (false, n) if n > 1 => format!("{} (retried {}×)", t.state, n - 1),
-                    _ => t.state.to_string(),
-                };
-                let took = t.ended.and_then(|e| e.duration_since(t.started).ok()).map(duration).unwrap_or_default();
-                // In-component tasks run in the flow's own component.
-                let component = t.component.as_ref().map_or_else(|| "(flow)".to_owned(), short_digest);
-                let error = t.error.as_deref().filter(|_| t.state != State::Completed).map(first_line);
-                vec![
-                    t.name.clone(),
-                    state,
-                    t.attempts.to_string(),
-                    took,
-                    component,
-                    t.id.clone(),
-                    error.unwrap_or_default(),
-                ]
-            })
-            .collect();
-        anstream::print!("{}", render(&["TASK", "STATE", "ATTEMPTS", "DURATION", "COMPONENT", "ID", "ERROR"], &rows));
+}
+
+/// The task runs `runs show` prints, as they are read: JSON at once; a
+/// table's rows held until there are enough to size its columns, then at
+/// once, so that however many are shown, at most that many are held.
+struct TaskList {
+    format: OutputFormat,
+    held: Vec<TaskRun>,
+    /// The table's column widths, once sized.
+    widths: Option<Vec<usize>>,
+    shown: u64,
+    /// Whether stdout was closed (`| head`): nothing more is read.
+    closed: bool,
+}
+
+/// Task runs that size the table's columns; later rows keep those widths.
+const SIZING_ROWS: usize = 1000;
+
+const TASK_HEADERS: [&str; 7] = ["TASK", "STATE", "ATTEMPTS", "DURATION", "COMPONENT", "ID", "ERROR"];
+
+impl TaskList {
+    fn new(format: OutputFormat) -> Self {
+        TaskList { format, held: Vec::new(), widths: None, shown: 0, closed: false }
     }
-    Ok(ExitCode::SUCCESS)
+
+    fn write(&mut self, text: std::fmt::Arguments) {
+        let mut out = std::io::stdout().lock();
+        self.closed |= out.write_fmt(text).is_err();
+    }
+
+    fn push(&mut self, task: TaskRun) -> ControlFlow<()> {
+        self.shown += 1;
+        match (self.format, &self.widths) {
+            (OutputFormat::Json, _) => match serde_json::to_string(&task) {
+                Ok(json) => self.write(format_args!("{}\n    {json}", if self.shown > 1 { "," } else { "" })),
+                Err(e) => tracing::warn!(task_run = %task.id, error = %e, "cannot print a task run as JSON"),
+            },
+            (OutputFormat::Table, Some(widths)) => {
+                let line = row_text(widths, &task_row(&task));
+                self.write(format_args!("{line}\n"));
+            }
+            (OutputFormat::Table, None) => {
+                self.held.push(task);
+                if self.held.len() >= SIZING_ROWS {
+                    self.finish();
+                }
+            }
+        }
+        if self.closed { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    }
+
+    /// Prints the table rows held, after the header if it is not printed yet.
+    fn finish(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let rows: Vec<Vec<String>> = self.held.drain(..).map(|t| task_row(&t)).collect();
+        let first = self.widths.is_none();
+        let widths = self.widths.get_or_insert_with(|| {
+            let mut widths: Vec<usize> = TASK_HEADERS.iter().map(|h| h.chars().count()).collect();
+            for row in &rows {
+                for (width, cell) in widths.iter_mut().zip(row) {
+                    *width = (*width).max(cell.chars().count());
+                }
+            }
+            widths
+        });
+        let mut text = String::new();
+        if first {
+            let bold = anstyle::Style::new().bold();
+            text = format!("{bold}{}{bold:#}\n", row_text(widths, &TASK_HEADERS.map(str::to_owned)));
+        }
+        for row in &rows {
+            text.push_str(&row_text(widths, row));
+            text.push('\n');
+        }
+        // The header's style is dropped where stdout is not a terminal.
+        self.closed |= anstream::stdout().lock().write_all(text.as_bytes()).is_err();
+    }
+}
+
+fn task_row(t: &TaskRun) -> Vec<String> {
+    let state = match (t.cached, t.attempts) {
+        (true, _) => format!("{} (cached)", t.state),
+        (false, n) if n > 1 => format!("{} (retried {}×)", t.state, n - 1),
+        _ => t.state.to_string(),
+    };
+    let took = t.ended.and_then(|e| e.duration_since(t.started).ok()).map(duration).unwrap_or_default();
+    // In-component tasks run in the flow's own component.
+    let component = t.component.as_ref().map_or_else(|| "(flow)".to_owned(), short_digest);
+    let error = t.error.as_deref().filter(|_| t.state != State::Completed).map(first_line);
+    vec![t.name.clone(), state, t.attempts.to_string(), took, component, t.id.clone(), error.unwrap_or_default()]
+}
+
+fn row_text(widths: &[usize], cells: &[String]) -> String {
+    let mut text = String::new();
+    let last = cells.len().saturating_sub(1);
+    for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+        if i == last {
+            text.push_str(cell);
+        } else {
+            text.push_str(&format!("{cell:<width$}  "));
+        }
+    }
+    text.trim_end().to_owned()
 }

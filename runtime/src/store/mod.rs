@@ -44,7 +44,7 @@ pub use deploy::{DeployError, ScheduleError};
 pub use pools::PoolError;
 pub use queue::{Heartbeat, Queued, Slot};
 pub use recorder::StoreRecorder;
-pub use runs::{Cancelled, RunSummary, STALE_AFTER, TransitionOutcome};
+pub use runs::{Cancelled, RunSummary, STALE_AFTER, StoredTaskRuns, TaskRunPage, TransitionOutcome};
 pub use url::{StoreLocation, default_store_url, weft_home};
 
 /// Why a store operation failed. Every message names the store URL.

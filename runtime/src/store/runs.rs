@@ -2,13 +2,14 @@
 //! task run chunks.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use serde::Serialize;
 
 use super::{Store, StoreError};
-use crate::model::{FlowRun, LogLine, State, StateRecord, TaskRun};
+use crate::model::{FlowRun, LogLine, State, StateRecord, TaskRun, TaskRunCounts};
 
 /// What [`Store::transition`] did.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +70,104 @@ impl RunSummary {
             (Some(start), Some(end)) => took(start, end),
             (Some(start), None) => format!("{} so far", took(start, now)),
             _ => String::new(),
+        }
+    }
+}
+
+/// Some of a run's task runs, and how many there are: what
+/// [`Store::task_run_page`] read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskRunPage {
+    /// The task runs of the page, in the order they began, each at its
+    /// latest snapshot.
+    pub task_runs: Vec<TaskRun>,
+    /// How many task runs the run has in each state: all of them.
+    pub counts: TaskRunCounts,
+    /// How many task runs come before the page.
+    pub skipped: u64,
+}
+
+impl TaskRunPage {
+    /// How many task runs come after the page.
+    pub fn after(&self) -> u64 {
+        self.counts.total().saturating_sub(self.skipped + self.task_runs.len() as u64)
+    }
+}
+
+/// A run's task runs, counted: what [`Store::read_task_runs`] found.
+pub struct StoredTaskRuns<'a> {
+    store: &'a Store,
+    folder: String,
+    names: Vec<String>,
+    /// The latest snapshot of each task run whose first is not its latest.
+    latest: HashMap<String, TaskRun>,
+    counts: TaskRunCounts,
+}
+
+impl StoredTaskRuns<'_> {
+    /// How many task runs there are in each state (at their latest
+    /// snapshots).
+    pub fn counts(&self) -> TaskRunCounts {
+        self.counts
+    }
+
+    /// Passes each task run to `visit` once, at its latest snapshot, in the
+    /// order they began (a task component's: was submitted), reading the
+    /// chunks again one at a time, until `visit` breaks.
+    pub async fn visit(mut self, mut visit: impl FnMut(TaskRun) -> ControlFlow<()>) -> Result<(), StoreError> {
+        let mut scan = TaskRunScan::default();
+        for name in &self.names {
+            for snapshot in self.store.read_chunk::<TaskRun>(&self.folder, name).await? {
+                if scan.take(&snapshot).is_some() {
+                    let task_run = self.latest.remove(&snapshot.id).unwrap_or(snapshot);
+                    if visit(task_run).is_break() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Follows a run's task run snapshots chunk by chunk, in the order they were
+/// written, holding only the task runs still open: each task run is counted
+/// in the state of its latest snapshot. A task run's snapshots are written
+/// in order (Pending, Running, then its final state), each chunk holding at
+/// most one per task run, the first in the chunk written after it began.
+#[derive(Default)]
+struct TaskRunScan {
+    /// The latest snapshot of each task run not yet in a final state.
+    open: HashMap<String, TaskRun>,
+    counts: TaskRunCounts,
+    /// How many task runs were seen.
+    seen: u64,
+}
+
+impl TaskRunScan {
+    /// Takes the next snapshot: `Some(position)` (in the order the task
+    /// runs began) for the first of a task run, `None` for a later one.
+    fn take(&mut self, snapshot: &TaskRun) -> Option<u64> {
+        let ended = snapshot.state.is_final();
+        match self.open.get_mut(&snapshot.id) {
+            Some(earlier) => {
+                self.counts.remove(earlier.state);
+                self.counts.add(snapshot.state);
+                if ended {
+                    self.open.remove(&snapshot.id);
+                } else {
+                    *earlier = snapshot.clone();
+                }
+                None
+            }
+            None => {
+                self.counts.add(snapshot.state);
+                if !ended {
+                    self.open.insert(snapshot.id.clone(), snapshot.clone());
+                }
+                self.seen += 1;
+                Some(self.seen - 1)
+            }
         }
     }
 }
@@ -242,28 +341,24 @@ impl Store {
         }
     }
 
-    /// Reads the chunks of a folder after `after` (a chunk name), in order:
-    /// the items and the name of the last chunk read.
-    async fn read_chunks<T: serde::de::DeserializeOwned>(
-        &self,
-        folder: &str,
-        after: Option<&str>,
-    ) -> Result<(Vec<T>, Option<String>), StoreError> {
-        let names: Vec<String> =
-            self.list_names(folder).await?.into_iter().filter(|n| after.is_none_or(|a| n.as_str() > a)).collect();
+    /// The names of a folder's chunks after `after` (a chunk name), in order.
+    async fn chunk_names(&self, folder: &str, after: Option<&str>) -> Result<Vec<String>, StoreError> {
+        Ok(self.list_names(folder).await?.into_iter().filter(|n| after.is_none_or(|a| n.as_str() > a)).collect())
+    }
+
+    /// The items of one chunk; none if it vanished.
+    async fn read_chunk<T: serde::de::DeserializeOwned>(&self, folder: &str, name: &str) -> Result<Vec<T>, StoreError> {
+        let path = format!("{folder}/{name}");
+        let Some(bytes) = self.get(&path).await? else { return Ok(Vec::new()) };
         let mut items = Vec::new();
-        for name in &names {
-            let path = format!("{folder}/{name}");
-            let Some(bytes) = self.get(&path).await? else { continue };
-            for (i, line) in bytes.split(|&b| b == b'\n').enumerate().filter(|(_, l)| !l.is_empty()) {
-                items.push(serde_json::from_slice(line).map_err(|e| StoreError::Corrupt {
-                    url: self.url().to_owned(),
-                    path: format!("{path} line {}", i + 1),
-                    reason: e.to_string(),
-                })?);
-            }
+        for (i, line) in bytes.split(|&b| b == b'\n').enumerate().filter(|(_, l)| !l.is_empty()) {
+            items.push(serde_json::from_slice(line).map_err(|e| StoreError::Corrupt {
+                url: self.url().to_owned(),
+                path: format!("{path} line {}", i + 1),
+                reason: e.to_string(),
+            })?);
         }
-        Ok((items, names.last().cloned().or_else(|| after.map(str::to_owned))))
+        Ok(items)
     }
 
     /// Appends a chunk of log lines to a run's logs.
@@ -271,9 +366,31 @@ impl Store {
         self.append_chunk(&format!("runs/{id}/logs"), lines, next).await
     }
 
-    /// Reads a run's log lines, from the chunk after `after` on.
+    /// Reads a run's log lines, from the chunk after `after` on, all at
+    /// once: the lines and the name of the last chunk read. Readers of a log
+    /// of any size use [`Store::visit_logs`].
     pub async fn read_logs(&self, id: &str, after: Option<&str>) -> Result<(Vec<LogLine>, Option<String>), StoreError> {
-        self.read_chunks(&format!("runs/{id}/logs"), after).await
+        let mut lines = Vec::new();
+        let last = self.visit_logs(id, after, |chunk| lines.extend(chunk)).await?;
+        Ok((lines, last))
+    }
+
+    /// Reads a run's log chunks after `after` (a chunk name) one at a time,
+    /// in order, and passes each chunk's lines to `visit` before reading the
+    /// next, so that only one chunk is held. Returns the name of the last
+    /// chunk read (`after` when there was none): the `after` of the next call.
+    pub async fn visit_logs(
+        &self,
+        id: &str,
+        after: Option<&str>,
+        mut visit: impl FnMut(Vec<LogLine>),
+    ) -> Result<Option<String>, StoreError> {
+        let folder = format!("runs/{id}/logs");
+        let names = self.chunk_names(&folder, after).await?;
+        for name in &names {
+            visit(self.read_chunk(&folder, name).await?);
+        }
+        Ok(names.last().cloned().or_else(|| after.map(str::to_owned)))
     }
 
     /// Appends task run snapshots to a run's task runs.
@@ -281,20 +398,71 @@ impl Store {
         self.append_chunk(&format!("runs/{id}/tasks"), runs, next).await
     }
 
-    /// A run's task runs: the latest snapshot of each, in the order they began.
+    /// Every task run of a run, the latest snapshot of each, in the order
+    /// they began, all in memory: for runs known to be small. Readers of a
+    /// run of any size use [`Store::task_run_page`] or
+    /// [`Store::read_task_runs`].
     pub async fn task_runs(&self, id: &str) -> Result<Vec<TaskRun>, StoreError> {
-        let (snapshots, _) = self.read_chunks::<TaskRun>(&format!("runs/{id}/tasks"), None).await?;
-        let mut order = Vec::new();
-        let mut latest: HashMap<String, TaskRun> = HashMap::new();
-        for snapshot in snapshots {
-            if !latest.contains_key(&snapshot.id) {
-                order.push(snapshot.id.clone());
-            }
-            latest.insert(snapshot.id.clone(), snapshot);
-        }
-        let mut runs: Vec<TaskRun> = order.into_iter().filter_map(|id| latest.remove(&id)).collect();
+        let mut runs = Vec::new();
+        self.read_task_runs(id)
+            .await?
+            .visit(|run| {
+                runs.push(run);
+                ControlFlow::Continue(())
+            })
+            .await?;
         runs.sort_by_key(|r| r.started);
         Ok(runs)
+    }
+
+    /// Some of a run's task runs, and how many there are in each state: the
+    /// `limit` task runs after the first `skip`, in the order they began,
+    /// each at its latest snapshot. The task run chunks are read one at a
+    /// time; what is held is the page and the task runs still open.
+    pub async fn task_run_page(&self, id: &str, skip: u64, limit: usize) -> Result<TaskRunPage, StoreError> {
+        let folder = format!("runs/{id}/tasks");
+        let mut scan = TaskRunScan::default();
+        let mut page: Vec<TaskRun> = Vec::new();
+        // Where each task run of the page is in it.
+        let mut on_page: HashMap<String, usize> = HashMap::new();
+        for name in self.chunk_names(&folder, None).await? {
+            for snapshot in self.read_chunk::<TaskRun>(&folder, &name).await? {
+                let first = scan.take(&snapshot);
+                if let Some(&at) = on_page.get(&snapshot.id) {
+                    page[at] = snapshot;
+                } else if let Some(position) = first
+                    && position >= skip
+                    && page.len() < limit
+                {
+                    on_page.insert(snapshot.id.clone(), page.len());
+                    page.push(snapshot);
+                }
+            }
+        }
+        page.sort_by(|a, b| a.started.cmp(&b.started).then_with(|| a.id.cmp(&b.id)));
+        Ok(TaskRunPage { skipped: skip.min(scan.seen), task_runs: page, counts: scan.counts })
+    }
+
+    /// A run's task runs, counted by state: the chunks are read one at a
+    /// time, holding only the latest snapshot of the task runs still open
+    /// and of those whose snapshots span chunks (open when a chunk was
+    /// written). [`StoredTaskRuns::visit`] then reads them again, in order.
+    pub async fn read_task_runs(&self, id: &str) -> Result<StoredTaskRuns<'_>, StoreError> {
+        let folder = format!("runs/{id}/tasks");
+        // The same chunks both times, however many a live run adds.
+        let names = self.chunk_names(&folder, None).await?;
+        let mut scan = TaskRunScan::default();
+        let mut latest: HashMap<String, TaskRun> = HashMap::new();
+        for name in &names {
+            for snapshot in self.read_chunk::<TaskRun>(&folder, name).await? {
+                // A later snapshot is in a later chunk than the first.
+                if scan.take(&snapshot).is_none() && snapshot.state.is_final() {
+                    latest.insert(snapshot.id.clone(), snapshot);
+                }
+            }
+        }
+        latest.extend(scan.open.drain());
+        Ok(StoredTaskRuns { store: self, folder, names, latest, counts: scan.counts })
     }
 
     /// A run with its latest state and timing; `None` when there is no such run.
@@ -355,5 +523,98 @@ impl Store {
         let last_sign = beat.map_or(latest, |beat| beat.max(latest));
         let silent = SystemTime::now().duration_since(last_sign).unwrap_or_default();
         Ok((silent > STALE_AFTER).then_some(last_sign))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ops::ControlFlow;
+    use std::time::{Duration, SystemTime};
+
+    use super::Store;
+    use crate::model::{State, TaskRun};
+
+    fn snapshot(id: &str, state: State, began: u64) -> TaskRun {
+        TaskRun {
+            id: id.to_owned(),
+            name: format!("task {id}"),
+            state,
+            component: None,
+            attempts: u32::from(state.is_final()),
+            cached: false,
+            cache_key: None,
+            started: SystemTime::UNIX_EPOCH + Duration::from_secs(began),
+            ended: state.is_final().then(SystemTime::now),
+            error: None,
+        }
+    }
+
+    /// Chunks as a recorder writes them: an outer task run open across
+    /// every chunk, one that ends a chunk later, one still open, and many
+    /// that begin and end within a chunk.
+    async fn written(store: &Store, run: &str) {
+        use State::{Completed, Failed, Pending, Running};
+        let chunks = [
+            vec![snapshot("a", Running, 0), snapshot("b", Completed, 1), snapshot("c", Running, 2)],
+            vec![snapshot("c", Failed, 2), snapshot("d", Completed, 3), snapshot("e", Pending, 4)],
+            vec![snapshot("e", Running, 4), snapshot("f", Completed, 5)],
+            vec![snapshot("a", Completed, 0), snapshot("g", Running, 6)],
+        ];
+        let mut next = None;
+        for chunk in chunks {
+            store.append_task_runs(run, &chunk, &mut next).await.expect("append");
+        }
+    }
+
+    #[tokio::test]
+    async fn task_runs_are_read_in_the_order_they_began_at_their_latest_snapshot() {
+        let store = Store::open("memory://", &[]).expect("store");
+        written(&store, "run").await;
+
+        let tasks = store.read_task_runs("run").await.expect("read");
+        assert_eq!(tasks.counts().to_string(), "2 Running, 4 Completed, 1 Failed");
+        let mut seen = Vec::new();
+        tasks
+            .visit(|t| {
+                seen.push((t.id, t.state));
+                ControlFlow::Continue(())
+            })
+            .await
+            .expect("visit");
+        let ids: Vec<(&str, State)> = seen.iter().map(|(id, state)| (id.as_str(), *state)).collect();
+        use State::{Completed, Failed, Running};
+        assert_eq!(
+            ids,
+            [
+                ("a", Completed),
+                ("b", Completed),
+                ("c", Failed),
+                ("d", Completed),
+                ("e", Running),
+                ("f", Completed),
+                ("g", Running)
+            ]
+        );
+
+        let mut first = Vec::new();
+        let tasks = store.read_task_runs("run").await.expect("read");
+        tasks
+            .visit(|t| {
+                first.push(t.id);
+                if first.len() == 2 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+            })
+            .await
+            .expect("visit");
+        assert_eq!(first, ["a", "b"], "a visit stops when asked");
+
+        let page = store.task_run_page("run", 2, 3).await.expect("page");
+        let ids: Vec<(&str, State)> = page.task_runs.iter().map(|t| (t.id.as_str(), t.state)).collect();
+        assert_eq!(ids, [("c", Failed), ("d", Completed), ("e", Running)]);
+        assert_eq!((page.skipped, page.after(), page.counts.total()), (2, 2, 7));
+        let last = store.task_run_page("run", 6, 10).await.expect("last page");
+        assert_eq!((last.task_runs.len(), last.after()), (1, 0));
+
+        assert_eq!(store.task_runs("run").await.expect("all").len(), 7);
+        assert_eq!(store.read_task_runs("none").await.expect("no run").counts().total(), 0);
     }
 }

@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | `GET /api/runs?state=&deployment=&tag=&limit=&before=` | a page of runs, newest first, and `next` for the page after |
 //! | `GET /api/runs/{id}` | a run: states, parameters, result, Job and pod |
-//! | `GET /api/runs/{id}/tasks` | its task runs |
+//! | `GET /api/runs/{id}/tasks?skip=&limit=` | a page of its task runs, their counts by state, and `next` |
 //! | `GET /api/runs/{id}/logs?after=&level=` | its log lines after a cursor, and the next cursor |
 //! | `GET /api/runs/{id}/logs/stream?after=&level=` | the same as server-sent events, until the run ends |
 //! | `POST /api/runs/{id}/cancel` | cancel it |
@@ -80,12 +80,32 @@ pub async fn run(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> ApiResult
     }
 }
 
-/// `GET /api/runs/{id}/tasks`.
-pub async fn task_runs(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> ApiResult {
+/// Which task runs: `limit` (default 1,000, at most 10,000) after the
+/// first `skip`, in the order they began.
+#[derive(Debug, Default, Deserialize)]
+pub struct TaskRunQuery {
+    #[serde(default)]
+    skip: u64,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// `GET /api/runs/{id}/tasks`: `{"task_runs", "counts", "total"}`, and
+/// `next` (the `skip` of the page after) unless this is the last page.
+pub async fn task_runs(
+    State(ui): State<Arc<Ui>>,
+    Path(id): Path<String>,
+    Query(query): Query<TaskRunQuery>,
+) -> ApiResult {
     if ui.store.read_run(&id).await?.is_none() {
         return Err(not_found(format!("no flow run `{id}`")));
     }
-    Ok(Json(json!({ "task_runs": ui.store.task_runs(&id).await? })).into_response())
+    let page = ui.store.task_run_page(&id, query.skip, query.limit.unwrap_or(1000).clamp(1, 10_000)).await?;
+    let mut body = json!({ "task_runs": page.task_runs, "counts": page.counts, "total": page.counts.total() });
+    if page.after() > 0 {
+        body["next"] = json!(page.skipped + page.task_runs.len() as u64);
+    }
+    Ok(Json(body).into_response())
 }
 
 /// Which log lines: after a cursor, at a level or above.

@@ -242,7 +242,7 @@ struct RunPage {
     result: Option<String>,
     error: Option<String>,
     timeline: String,
-    tasks: usize,
+    tasks: u64,
     logs: Vec<LogRow>,
     earlier: usize,
     logs_after: String,
@@ -258,7 +258,9 @@ pub async fn run(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> PageResul
     };
     let deployments = ui.store.deployments().await?;
     let now = SystemTime::now();
-    let tasks = ui.store.task_runs(&id).await?;
+    // The timeline draws the first task runs; the count is of them all.
+    let page = ui.store.task_run_page(&id, 0, svg::MAX_ROWS).await?;
+    let tasks = page.task_runs;
     let summary = &detail.summary;
     let start = summary.started.or(tasks.first().map(|t| t.started)).unwrap_or(summary.run.created);
     let end = summary.ended.unwrap_or(now).max(tasks.iter().filter_map(|t| t.ended).max().unwrap_or(start));
@@ -293,8 +295,8 @@ pub async fn run(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> PageResul
         parameters: pretty(&serde_json::Value::Object(summary.run.parameters.clone())),
         result: detail.result.as_ref().map(pretty),
         error: detail.error().map(str::to_owned),
-        timeline: svg::timeline(&tasks, start, end),
-        tasks: tasks.len(),
+        timeline: svg::timeline(&tasks, page.counts.total(), start, end),
+        tasks: page.counts.total(),
         logs: lines[earlier..].iter().map(log_row).collect(),
         earlier,
         logs_after: after.unwrap_or_default(),

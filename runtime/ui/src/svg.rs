@@ -51,10 +51,10 @@ fn since(from: SystemTime, to: SystemTime) -> Duration {
     to.duration_since(from).unwrap_or_default()
 }
 
-/// A run's task runs as bars over its lifetime `[start, end]`: one row per
-/// task run, coloured by state, cache hits hatched, retries counted. A task
-/// run still open reaches `end`.
-pub fn timeline(tasks: &[TaskRun], start: SystemTime, end: SystemTime) -> String {
+/// A run's first task runs (of `total`) as bars over its lifetime `[start,
+/// end]`: one row per task run, coloured by state, cache hits hatched,
+/// retries counted. A task run still open reaches `end`.
+pub fn timeline(tasks: &[TaskRun], total: u64, start: SystemTime, end: SystemTime) -> String {
     const WIDTH: f64 = 960.0;
     const LABEL: f64 = 220.0;
     const ROW: f64 = 22.0;
@@ -119,9 +119,9 @@ pub fn timeline(tasks: &[TaskRun], start: SystemTime, end: SystemTime) -> String
         end_x = WIDTH - 10.0,
         total = duration(since(start, end)),
     );
-    if tasks.len() > MAX_ROWS {
-        let _ =
-            write!(svg, r#"<text x="10" y="{axis}" class="axis">and {} more task runs</text>"#, tasks.len() - MAX_ROWS);
+    let drawn = rows as u64;
+    if total > drawn {
+        let _ = write!(svg, r#"<text x="10" y="{axis}" class="axis">and {} more task runs</text>"#, total - drawn);
     }
     svg.push_str("</svg>");
     svg
@@ -218,7 +218,7 @@ mod tests {
         let mut cached = task("load", State::Completed, 5, Some(5));
         cached.cached = true;
         let open = task("transform", State::Running, 5, None);
-        let svg = timeline(&[retried, cached, open], start, start + Duration::from_secs(10));
+        let svg = timeline(&[retried, cached, open], 3, start, start + Duration::from_secs(10));
         assert_eq!(svg.matches("<rect x=").count(), 3);
         assert!(svg.contains("&lt;b&gt;fetch&lt;/b&gt;") && !svg.contains("<b>"));
         assert!(svg.contains("3 attempts") && svg.contains("cached"));
