@@ -12,8 +12,11 @@ use super::terminal::{LogFormat, TerminalLogs};
 use weft::model::{Level, RunSink, State};
 use weft::store::Store;
 
-/// How often `--follow` looks for new log chunks and the run's state: soon
-/// after something changed, less often while nothing does.
+/// How often `--follow` looks for new log chunks and the run's state. A
+/// local store is looked at every `FOLLOW_FIRST`: a look costs a few file
+/// reads, and a run's end is reported that soon after. On an object store,
+/// where each look costs requests, the wait grows to `FOLLOW_LONGEST`
+/// while nothing changes.
 const FOLLOW_FIRST: Duration = Duration::from_millis(50);
 const FOLLOW_LONGEST: Duration = Duration::from_millis(500);
 
@@ -46,8 +49,9 @@ pub(super) async fn logs(args: LogsArgs) -> Result<ExitCode, CommandError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints a run's log lines; with `follow`, keeps printing new ones until
-/// the run reaches a final state, and returns that state.
+/// Prints a run's log lines, a chunk at a time as each is read (only one
+/// is held, however long the log); with `follow`, keeps printing new ones
+/// until the run reaches a final state, and returns that state.
 pub(super) async fn print_logs(
     store: &Store,
     id: &str,
@@ -62,16 +66,19 @@ pub(super) async fn print_logs(
         // in chunks by the time the state is, so one more read gets them all.
         let state = store.latest_state(id).await?.map(|(_, s)| s.state);
         let finished = !follow || state.is_some_and(State::is_final);
-        let (lines, last) = store.read_logs(id, last_chunk.as_deref()).await?;
-        let changed = !lines.is_empty() || state != seen_state;
+        let last = store
+            .visit_logs(id, last_chunk.as_deref(), |lines| {
+                for line in lines {
+                    printer.log(line);
+                }
+            })
+            .await?;
+        let changed = last != last_chunk || state != seen_state;
         (last_chunk, seen_state) = (last, state);
-        for line in lines {
-            printer.log(line);
-        }
         if finished {
             return Ok(state);
         }
-        wait = if changed { FOLLOW_FIRST } else { (wait * 2).min(FOLLOW_LONGEST) };
+        wait = if changed || !store.is_cloud() { FOLLOW_FIRST } else { (wait * 2).min(FOLLOW_LONGEST) };
         tokio::time::sleep(wait).await;
     }
 }
