@@ -8,11 +8,11 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use weft::engine::Limits;
 use weft::model::{Digest, FlowRun, FlowRunOutcome, Level, LogLine, LogSource, RunSink, State, StateRecord};
-use weft::runner::run_recorded;
+use weft::runner::{REPORTED_TASK_RUNS, run_recorded};
 use weft::store::{ArtifactError, Store, StoreRecorder, TransitionOutcome};
 
 use crate::emulators::{self, AZURITE_KEY, BUCKET};
-use crate::fixtures::{EXAMPLE_ETL, EXAMPLE_HELLO, SLOW};
+use crate::fixtures::{EXAMPLE_ETL, EXAMPLE_HELLO, MANY_TASKS, SLOW};
 use crate::{engine, load, stderr, stdout, weft};
 
 /// A store URL with its options, fresh for one test.
@@ -284,6 +284,134 @@ async fn chunks_hold_at_most_two_thousand_entries() {
     }
     assert_eq!(store.task_runs(&id).await.expect("task runs").len(), 5000);
     assert_eq!(store.read_logs(&id, None).await.expect("logs").0.len(), 5000);
+}
+
+/// A run of many task calls holds only what is open, yet every task run is
+/// in the store; the report keeps the first and counts them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_task_run_of_a_run_of_many_is_recorded_and_counted() {
+    let backend = Backend::file();
+    let store = backend.open();
+    let flow = load(MANY_TASKS);
+    let bytes = std::fs::read(MANY_TASKS).expect("fixture");
+    let digest = store.push_artifact(&bytes, None).await.expect("push").digest;
+    let mut run = new_run(&weft::model::new_id(), digest);
+    run.parameters = json!({"count": 5000}).as_object().cloned().expect("object");
+    store.create_run(&run).await.expect("create");
+    let report = run_recorded(engine(), &flow, &store, &run, Limits::default(), None).await.expect("recorded");
+    let sum: u64 = (0..5000u64).map(|x| x * x).sum();
+    assert_eq!(report.outcome, FlowRunOutcome::Completed { result: json!(sum) });
+    assert_eq!(report.task_run_counts.get(State::Completed), 5000);
+    assert_eq!((report.task_runs.len(), report.task_runs_left_out()), (REPORTED_TASK_RUNS, 5000 - 1000));
+
+    let stored = store.read_task_runs(&run.id).await.expect("task runs");
+    assert_eq!(stored.counts(), report.task_run_counts, "the store counts what the report counts");
+    let mut ids = Vec::new();
+    stored
+        .visit(|t| {
+            assert_eq!((t.name.as_str(), t.state, t.attempts), ("square", State::Completed, 1));
+            ids.push(t.id);
+            std::ops::ControlFlow::Continue(())
+        })
+        .await
+        .expect("visit");
+    let reported: Vec<&String> = report.task_runs.iter().map(|t| &t.id).collect();
+    assert_eq!(ids.iter().take(REPORTED_TASK_RUNS).collect::<Vec<_>>(), reported, "the report's are the first");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 5000, "every task run, once");
+}
+
+/// `weft runs show` on a run with more task runs than it prints: their
+/// counts by state, the first ones, and how many it left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_show_counts_task_runs_and_says_how_many_it_left_out() {
+    let backend = Backend::file();
+    let ran = weft().args(["run", MANY_TASKS, "-p", "count=150"]).args(backend.args()).output().expect("run");
+    assert_eq!(ran.status.code(), Some(0), "{}", stderr(&ran));
+    let id = backend.open().run_ids().await.expect("runs").pop().expect("the run");
+    let show = |extra: &[&str]| {
+        let output = weft().args(["runs", "show", &id]).args(extra).args(backend.args()).output().expect("show");
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        stdout(&output)
+    };
+    let rows = |text: &str| text.lines().filter(|l| l.starts_with("square ")).count();
+
+    let text = show(&[]);
+    assert!(text.contains("Task runs  150: 150 Completed\n"), "{text}");
+    assert_eq!(rows(&text), 100, "the first 100 by default: {text}");
+    assert!(
+        text.trim_end()
+            .ends_with("… and 50 more task runs not shown (`--tasks N` shows the first N, `--all-tasks` every one)"),
+        "{text}"
+    );
+    let text = show(&["--tasks", "3"]);
+    assert_eq!(rows(&text), 3);
+    assert!(text.contains("… and 147 more task runs not shown"), "{text}");
+    let text = show(&["--all-tasks"]);
+    assert_eq!(rows(&text), 150);
+    assert!(!text.contains("not shown"), "{text}");
+    let text = show(&["--task-state", "failed"]);
+    assert_eq!(rows(&text), 0);
+    assert!(text.contains("Task runs  150: 150 Completed") && !text.contains("not shown"), "{text}");
+
+    let json: Value = serde_json::from_str(&show(&["--output", "json"])).expect("JSON");
+    assert_eq!(json["task_run_counts"], json!({"Completed": 150}));
+    assert_eq!(json["task_runs"].as_array().map(Vec::len), Some(100));
+    assert_eq!(json["task_runs_not_shown"], 50);
+    assert_eq!(json["result"], json!((0..150u64).map(|x| x * x).sum::<u64>()));
+    let json: Value = serde_json::from_str(&show(&["--output", "json", "--all-tasks"])).expect("JSON");
+    assert_eq!(json["task_runs"].as_array().map(Vec::len), Some(150));
+    assert_eq!(json["task_runs_not_shown"], 0);
+}
+
+/// `weft logs` prints a log of many chunks whole and in order, with or
+/// without `--follow`, after the run or while it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_print_every_line_of_a_log_of_many_chunks_in_order() {
+    let backend = Backend::file();
+    let store = backend.open();
+    let ticks = |text: &str| -> Vec<u32> {
+        text.lines().filter_map(|l| l.split_once("| tick ").and_then(|(_, n)| n.trim().parse().ok())).collect()
+    };
+    let ran = weft()
+        .args(["run", SLOW, "-p", "ticks=5000", "-p", "interval_ms=0", "--log-level", "warn"])
+        .args(backend.args())
+        .output()
+        .expect("run");
+    assert_eq!(ran.status.code(), Some(0), "{}", stderr(&ran));
+    let id = store.run_ids().await.expect("runs").pop().expect("the run");
+    let root = std::path::PathBuf::from(backend.url.trim_start_matches("file://"));
+    let chunks = std::fs::read_dir(root.join("runs").join(&id).join("logs")).expect("chunks").count();
+    assert!(chunks >= 3, "the log spans {chunks} chunks");
+    for follow in [false, true] {
+        let output =
+            weft().args(["logs", &id]).args(follow.then_some("--follow")).args(backend.args()).output().expect("logs");
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let text = stdout(&output);
+        assert_eq!(ticks(&text), (1..=5000).collect::<Vec<u32>>(), "follow: {follow}");
+        assert!(text.lines().next().is_some_and(|l| l.contains("Beginning flow run")), "{text}");
+        assert!(text.lines().last().is_some_and(|l| l.contains("Finished in state Completed")), "{text}");
+    }
+
+    // Followed while it runs: every line, in order, and it ends with the run.
+    let mut running = weft()
+        .args(["run", SLOW, "-p", "ticks=3000", "-p", "interval_ms=1", "--log-level", "warn"])
+        .args(backend.args())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("run");
+    let live = loop {
+        if let Some(live) = store.run_ids().await.expect("runs").into_iter().find(|r| *r != id) {
+            break live;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let followed = weft().args(["logs", &live, "--follow"]).args(backend.args()).output().expect("follow");
+    assert!(running.wait().expect("run ends").success());
+    let text = stdout(&followed);
+    assert_eq!(ticks(&text), (1..=3000).collect::<Vec<u32>>());
+    assert!(text.lines().last().is_some_and(|l| l.contains("Finished in state Completed")), "{text}");
 }
 
 async fn a_recorded_run_leaves_states_logs_tasks_and_result(backend: &Backend) {
