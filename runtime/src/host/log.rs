@@ -24,11 +24,26 @@ pub(crate) struct RunLog {
 
 #[derive(Default)]
 struct LogState {
-    /// The innermost open task run: (id, name).
-    task: Option<(String, String)>,
+    /// The innermost open task run: (id, name), if any.
+    task: Attribution,
     stdout: Output,
     stderr: Output,
     stderr_tail: VecDeque<String>,
+}
+
+/// The task run lines are attributed to. Its strings are kept between task
+/// runs and written over, since a run may begin millions of task runs.
+#[derive(Default)]
+struct Attribution {
+    id: String,
+    name: String,
+    open: bool,
+}
+
+impl Attribution {
+    fn get(&self) -> Option<(String, String)> {
+        self.open.then(|| (self.id.clone(), self.name.clone()))
+    }
 }
 
 /// What is pending of stdout or stderr: the start of a line, or, once a
@@ -52,14 +67,21 @@ impl RunLog {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Sets the task run that lines are attributed to.
-    pub(crate) fn set_task(&self, task: Option<(String, String)>) {
-        self.lock().task = task;
+    /// Sets the task run that lines are attributed to: (id, name).
+    pub(crate) fn set_task(&self, task: Option<(&str, &str)>) {
+        let held = &mut self.lock().task;
+        held.open = task.is_some();
+        if let Some((id, name)) = task {
+            held.id.clear();
+            held.id.push_str(id);
+            held.name.clear();
+            held.name.push_str(name);
+        }
     }
 
     /// Writes one line attributed to the flow run and the open task run.
     pub(crate) fn emit(&self, level: Level, source: LogSource, message: String, fields: Vec<(String, String)>) {
-        let task = self.lock().task.clone();
+        let task = self.lock().task.get();
         self.emit_with(task, level, source, message, fields);
     }
 
@@ -152,7 +174,7 @@ impl RunLog {
                     state.stderr_tail.push_back(line.clone());
                 }
             }
-            state.task.clone()
+            state.task.get()
         };
         let level = if source == LogSource::Stderr { Level::Warn } else { Level::Info };
         for line in lines {

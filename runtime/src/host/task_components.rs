@@ -232,7 +232,7 @@ impl TaskEnv {
         run.error = Some(error.message.clone());
         self.sink.task_run(run);
         let log = RunLog::new(self.sink.clone(), self.identity.flow_run_id.clone(), self.inherited.limits.log_line);
-        log.set_task(Some((run.id.clone(), run.name.clone())));
+        log.set_task(Some((&run.id, &run.name)));
         log.emit(
             Level::Warn,
             LogSource::Weft,
@@ -260,7 +260,7 @@ impl TaskEnv {
     ) -> Result<String, Attempt> {
         let failed = |message: String| Attempt::Failed(WitError { message, retryable: false });
         let log = Arc::new(RunLog::new(self.sink.clone(), self.identity.flow_run_id.clone(), limits.log_line));
-        log.set_task(Some((run.id.clone(), run.name.clone())));
+        log.set_task(Some((&run.id, &run.name)));
         let mut state =
             RunState::new(self.identity.clone(), log.clone(), &limits, &self.inherited.grants, Instant::now())
                 .map_err(|reason| failed(format!("task `{}` cannot start: {reason}", run.name)))?;

@@ -113,10 +113,6 @@ impl TaskRuns {
         self.closed.first.sort_by(|a, b| a.started.cmp(&b.started).then_with(|| a.id.cmp(&b.id)));
         self.closed
     }
-
-    fn attribution(&self) -> Option<(String, String)> {
-        self.current().map(|(id, name)| (id.to_owned(), name.to_owned()))
-    }
 }
 
 /// The key an in-component task's result is cached under in the store: the
@@ -172,7 +168,7 @@ impl Host for RunState {
         self.log.task_run(&record);
         let deadline = attempt_deadline(&options);
         self.tasks.open.push(OpenTask { record, position, options, deadline });
-        self.log.set_task(self.tasks.attribution());
+        self.log.set_task(self.tasks.current());
         Ok(BeginOutcome::Run(id))
     }
 
@@ -234,7 +230,7 @@ impl Host for RunState {
         self.log.task_run(record);
         let open = self.tasks.open.remove(position);
         self.tasks.closed.close(open.record, open.position);
-        self.log.set_task(self.tasks.attribution());
+        self.log.set_task(self.tasks.current());
         Ok(NextStep::Finish)
     }
 

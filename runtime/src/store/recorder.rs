@@ -142,11 +142,33 @@ impl RunSink for StoreRecorder {
     fn task_run(&self, task_run: &TaskRun) {
         let full = {
             let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            pending.tasks.insert(task_run.id.clone(), task_run.clone());
+            match pending.tasks.get_mut(&task_run.id) {
+                // Most task runs end before the flush after they began: the
+                // snapshot waiting is written over, without allocating.
+                Some(waiting) => overwrite(waiting, task_run),
+                None => {
+                    pending.tasks.insert(task_run.id.clone(), task_run.clone());
+                }
+            }
             pending.tasks.len() >= EARLY_FLUSH_LINES
         };
         if full {
             self.wake.notify_one();
         }
     }
+}
+
+/// Makes `waiting` a copy of `latest`, a later snapshot of the same task
+/// run, reusing its strings.
+fn overwrite(waiting: &mut TaskRun, latest: &TaskRun) {
+    let TaskRun { id: _, name, state, component, attempts, cached, cache_key, started, ended, error } = latest;
+    waiting.name.clone_from(name);
+    waiting.state = *state;
+    waiting.component.clone_from(component);
+    waiting.attempts = *attempts;
+    waiting.cached = *cached;
+    waiting.cache_key.clone_from(cache_key);
+    waiting.started = *started;
+    waiting.ended = *ended;
+    waiting.error.clone_from(error);
 }
