@@ -710,3 +710,31 @@ fn agent_install_carries_the_store_options_and_refuses_credentials() {
         assert!(stderr(&output).contains(&format!("unexpected argument '{flag}'")), "{args:?}: {}", stderr(&output));
     }
 }
+
+/// On a local store the agent watches the queue folder: a run queued while
+/// the agent waits out an hour-long poll interval starts at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_on_a_local_store_takes_a_queued_run_without_waiting_for_its_poll() {
+    let backend = Backend::file();
+    let _dir = deploy(&backend, &format!("deployments:\n  - name: hello\n    flow: {EXAMPLE_HELLO}\n"));
+    let store = backend.open();
+    let mut agent = weft()
+        .args(["agent", "--name", "watcher", "--poll-interval", "1h"])
+        .args(backend.args())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("weft agent");
+    // Its first look at the store is done once it has recorded itself.
+    wait_for("the agent's first look", Duration::from_secs(30), async || {
+        store.agent_records().await.is_ok_and(|records| records.iter().any(|r| r.name == "watcher"))
+    })
+    .await;
+    let ids: Vec<String> = (0..3).map(|_| run_deployment(&backend, "hello", &[])).collect();
+    wait_all_final(&store, &ids, Duration::from_secs(60)).await;
+    for id in &ids {
+        assert_eq!(state(&store, id).await, Some(State::Completed), "run {id}");
+    }
+    let _ = agent.kill();
+    let _ = agent.wait();
+}

@@ -14,6 +14,7 @@
 pub mod endpoints;
 pub mod kubernetes;
 mod process;
+mod queue_watch;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -360,12 +361,19 @@ impl<I: Infrastructure> Agent<I> {
             Some(notify) => notify.notified().await,
             None => std::future::pending().await,
         };
+        let queue_watch = self.store.local_dir().and_then(|dir| queue_watch::QueueWatch::start(&dir));
+        let queued = async || match &queue_watch {
+            Some(watch) => watch.queued().await,
+            None => std::future::pending().await,
+        };
         loop {
             self.tick().await;
             tokio::select! {
                 () = tokio::time::sleep(self.config.poll_interval) => {}
                 // A runner ended: its slot is free for the next run now.
                 () = changed() => {}
+                // A run was queued on a local store: claim it now.
+                () = queued() => {}
                 () = &mut shutdown => break,
             }
         }

@@ -168,6 +168,12 @@ impl Store {
         self.location.is_cloud()
     }
 
+    /// The folder of a `file://` store: one this machine can watch for
+    /// changes instead of polling.
+    pub fn local_dir(&self) -> Option<std::path::PathBuf> {
+        self.location.local_dir()
+    }
+
     fn path(&self, relative: &str) -> Path {
         if self.prefix.as_ref().is_empty() {
             Path::from(relative)

@@ -90,6 +90,14 @@ impl StoreLocation {
         &self.url
     }
 
+    /// The folder of a `file://` store.
+    pub(super) fn local_dir(&self) -> Option<std::path::PathBuf> {
+        match self.scheme {
+            ObjectStoreScheme::Local => self.parsed.to_file_path().ok(),
+            _ => None,
+        }
+    }
+
     pub(super) fn is_cloud(&self) -> bool {
         matches!(
             self.scheme,
