@@ -1,9 +1,10 @@
 # The two commands of the quick start, and the benchmark.
 #   make demo    runs the etl example flow end to end with `weft run`
 #   make test    runs every test
-#   make bench   measures what orchestration costs (release build; engine, task
-#                components, a Python flow's start-up,
-#                process agent, Kubernetes agent on the test server, the web UI)
+#   make bench   measures what orchestration costs (release build): writes
+#                target/bench/results.md and results.json
+#   make bench-prefect   the same workloads in weft and in Prefect 3, side by
+#                side (Prefect installed in a throwaway virtualenv)
 #   make static  builds the static release binary the Dockerfile ships
 # Each installs what it needs first and can be run again at any time.
 #
@@ -20,7 +21,7 @@ endif
 WEFT := target/$(TARGET)/debug/weft
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test bench static setup
+.PHONY: demo test bench bench-prefect static setup
 
 # Flows build for wasm32-wasip2; the static binary needs the musl target and
 # a musl C compiler for the crates that build C (Debian's musl-tools).
@@ -69,10 +70,24 @@ test: setup
 	$(CARGO) build -p weft-cli --target $(TARGET)
 	$(CARGO) test --workspace --target $(TARGET)
 
+# Each benchmark adds its figures to target/bench/results/ and renders the
+# table from every figure there.
+BENCHES := engine cli stores agent kubernetes guests output_caps ui
 bench: setup
+	tests/emulators/install.sh
 	tests/toolchains/install.sh
 	$(CARGO) build --release -p weft-cli
-	$(CARGO) bench -p weft-tests
+	$(CARGO) bench -p weft-tests $(BENCHES:%=--bench %)
+	@echo "== the table: target/bench/results.md (and results.json)"
+
+# Prefect first, then weft's side, which renders the table with both.
+bench-prefect: setup
+	tests/toolchains/install.sh
+	tests/prefect/install.sh
+	$(CARGO) build --release -p weft-cli
+	target/prefect/venv/bin/python tests/prefect/bench.py
+	$(CARGO) bench -p weft-tests --bench compare
+	@echo "== the table: target/bench/results.md (and results.json)"
 
 # What the Dockerfile builds, checked by running a flow with it.
 static: setup

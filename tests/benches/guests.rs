@@ -22,6 +22,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::report::{Figure, Report};
 use common::weft_binary;
 
 fn root() -> &'static Path {
@@ -67,24 +68,21 @@ fn main() {
     let store = format!("file://{}", dir.path().join("store").display());
     let home = dir.path().join("home");
     let first = run(&component, &home, &store, false);
-    let mut later: Vec<Duration> = (0..5).map(|_| run(&component, &home, &store, false)).collect();
-    later.sort();
+    let later: Vec<Duration> = (0..5).map(|_| run(&component, &home, &store, false)).collect();
     // One machine with the key compiles and shares; fresh ones fetch.
     let sharer = run(&component, &dir.path().join("sharer"), &store, true);
-    let mut fresh: Vec<Duration> =
+    let fresh: Vec<Duration> =
         (0..5).map(|i| run(&component, &dir.path().join(format!("fresh-{i}")), &store, true)).collect();
-    fresh.sort();
-    println!("etl-python: {:.1} MB component", size as f64 / 1e6);
-    println!("  first run, fresh home (compiles):        {:.2} s", first.as_secs_f64());
-    let spread = |runs: &[Duration]| {
-        format!(
-            "median {:.2} s, min {:.2} s, max {:.2} s",
-            runs[2].as_secs_f64(),
-            runs[0].as_secs_f64(),
-            runs[4].as_secs_f64()
-        )
-    };
-    println!("  later runs, same home (cached code), 5:  {}", spread(&later));
-    println!("  first run with WEFT_CODE_KEY (compiles, shares): {:.2} s", sharer.as_secs_f64());
-    println!("  fresh homes with WEFT_CODE_KEY, 5:       {}", spread(&fresh));
+    let mib = size as f64 / f64::from(1 << 20);
+    let command = "weft run etl-python.wasm -p count=4 (built by `python3 -m weft build examples/etl-python/etl.py`)";
+    let mut report = Report::new("guests");
+    for (id, what, samples) in [
+        ("guests.python_first", "the etl-python example's first run on a fresh home: compiles the component", vec![first]),
+        ("guests.python_cached", "later runs on the same home: compiled code from the local cache", later),
+        ("guests.python_code_key_first", "first run with `WEFT_CODE_KEY` set: compiles and shares the code through the store", vec![sharer]),
+        ("guests.python_code_key_fresh", "runs on fresh homes with `WEFT_CODE_KEY` (a new machine or pod): code fetched from the store and checked", fresh),
+    ] {
+        report.add(Figure::millis(id, what, &samples, command).with("component_mib", (mib * 10.0).round() / 10.0));
+    }
+    report.write();
 }

@@ -8,19 +8,24 @@
 //!   `weft deployment run` to the agent's Job creation request, and to the
 //!   runner in the pod marking the run Running (the test server adds its
 //!   simulated controller, scheduler and kubelet steps, about 60 ms);
-//! - drain: how long one agent with `--limit 32` takes to run 200 queued
-//!   runs of hello as 200 Jobs.
+//! - drain: how long one agent with `--limit 32` and the default client
+//!   rate limit takes to run 1,000 queued runs of hello as 1,000 Jobs, and
+//!   the API requests it made per run.
 
 #[path = "common/mod.rs"]
+#[allow(dead_code)]
 mod common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{agent, all_completed, deploy_hello, percentile, queue, run_deployment, running_at, weft_binary};
+use common::report::{Figure, Report};
+use common::{agent, all_completed, deploy_hello, queue, run_deployment, running_at, weft_binary};
 use weft::model::Infrastructure;
 use weft::store::Store;
 use weft_kube_apiserver::{Config, TestApiServer};
+
+const COMMAND: &str = "cargo bench -p weft-tests --bench kubernetes";
 
 #[tokio::main]
 async fn main() {
@@ -70,26 +75,38 @@ async fn main() {
             tokio::time::sleep(Duration::from_millis(37 * (i % 3) + 20)).await;
         }
     }
-    for (what, latencies) in
-        [("the Job creation request", &mut to_job), ("the runner in the pod marking it Running", &mut to_running)]
-    {
-        latencies.sort();
-        println!(
-            "deployment run -> {what}, 100ms poll interval, {samples} runs: p50 {:?}, p95 {:?}, max {:?}",
-            percentile(latencies, 0.5),
-            percentile(latencies, 0.95),
-            latencies[latencies.len() - 1]
-        );
-    }
+    let mut report = Report::new("kubernetes");
+    report.add(Figure::millis(
+        "kubernetes.to_job",
+        "from `weft deployment run` to the agent's Job creation request, 100 ms poll interval",
+        &to_job,
+        COMMAND,
+    ));
+    report.add(Figure::millis(
+        "kubernetes.to_running",
+        "from `weft deployment run` to the runner in the pod marking the run Running (the test server's kubelet adds about 60 ms)",
+        &to_running,
+        COMMAND,
+    ));
 
-    let ids = queue(&store, "hello", 200).await;
+    let runs = 1000;
+    let ids = queue(&store, "hello", runs).await;
+    server.clear_requests();
     let started = Instant::now();
-    let _agent = kube(&["--limit", "32", "--poll-interval", "200ms"]);
+    let _agent = kube(&["--limit", "32"]);
     all_completed(&store, &ids).await;
     let took = started.elapsed();
-    println!(
-        "one Kubernetes agent, --limit 32, 200 queued runs of hello as 200 Jobs: drained in {:.1?} ({:.0} runs/s)",
-        took,
-        200.0 / took.as_secs_f64()
+    let requests = server.requests().len();
+    report.add(
+        Figure::new(
+            "kubernetes.drain",
+            "1,000 queued runs of hello as 1,000 Jobs, one agent, --limit 32, default rate limit (20 requests/s, bursts of 40)",
+            "runs/s",
+            vec![runs as f64 / took.as_secs_f64()],
+            COMMAND,
+        )
+        .with("drain_s", (took.as_secs_f64() * 100.0).round() / 100.0)
+        .with("api_requests_per_run", (requests as f64 / runs as f64 * 10.0).round() / 10.0),
     );
+    report.write();
 }

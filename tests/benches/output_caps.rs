@@ -21,6 +21,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::report::{Figure, Report};
 use common::weft_binary;
 
 /// Peak resident memory of a running process, in bytes.
@@ -39,8 +40,8 @@ fn size(dir: &Path) -> u64 {
         .sum()
 }
 
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
+fn mib(bytes: u64) -> f64 {
+    (bytes as f64 / f64::from(1 << 20) * 10.0).round() / 10.0
 }
 
 /// Runs the workload; returns (peak RSS, log bytes stored, exit code).
@@ -82,12 +83,22 @@ fn main() {
         ("a 100 MiB error message", &["lines=0", "line_kib=0", "result_kib=102400", "fail=true"], &[]),
         ("a 100 MiB result (over the 16 MiB cap)", &["lines=0", "line_kib=0", "result_kib=102400"], &[]),
     ];
-    println!("| workload (`weft run floods.wasm --memory 1GiB`) | peak RSS | log stored | exit |");
-    println!("| --- | --- | --- | --- |");
-    for (name, params, extra) in workloads {
+    let mut report = Report::new("output_caps");
+    for (index, (name, params, extra)) in workloads.into_iter().enumerate() {
         let (rss, stored, code) = measure(params, extra);
         let code = code.map_or_else(|| "signal".to_owned(), |c| c.to_string());
-        println!("| {name} | {} | {} | {code} |", mib(rss), mib(stored));
+        let mut command = String::from("weft run floods.wasm --memory 1GiB");
+        for param in params {
+            command.push_str(&format!(" -p {param}"));
+        }
+        for arg in extra {
+            command.push_str(&format!(" {arg}"));
+        }
+        report.add(
+            Figure::new(&format!("output_caps.{index}"), &format!("peak RSS: {name}"), "MiB", vec![mib(rss)], &command)
+                .with("log_stored_mib", mib(stored))
+                .with("exit", code),
+        );
     }
-    println!("\n(cores: {})", std::thread::available_parallelism().map_or(1, usize::from));
+    report.write();
 }

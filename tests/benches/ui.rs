@@ -14,18 +14,14 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{percentile, weft_binary};
-use futures::StreamExt;
-use serde_json::json;
-use weft::model::{FlowRun, Level, LogLine, LogSource, State, StateRecord};
+use common::report::{Figure, Report};
+use common::{HISTORY, history_store, weft_binary};
+use weft::model::{Level, LogLine, LogSource, State, StateRecord};
 use weft::store::Store;
-
-const RUNS: usize = 100_000;
 
 struct Ui(Child, String);
 
@@ -51,50 +47,6 @@ fn ui(url: &str) -> Ui {
     Ui(child, format!("http://{address}"))
 }
 
-fn run(id: &str) -> FlowRun {
-    serde_json::from_value(json!({
-        "id": id,
-        "flow_name": "hello",
-        "deployment": "hello",
-        "component": format!("sha256:{}", "0".repeat(64)),
-        "parameters": {"name": "bench"},
-        "attempt": 1,
-        "created": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-    }))
-    .expect("a run")
-}
-
-/// A store holding `RUNS` Completed runs, made once.
-async fn store_with_runs() -> String {
-    let folder = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-ui-store");
-    let url = format!("file://{}", folder.display());
-    let done = folder.join(format!("made-{RUNS}-indexed"));
-    if done.exists() {
-        return url;
-    }
-    let _ = std::fs::remove_dir_all(&folder);
-    let store = Store::open(&url, &[]).expect("store");
-    let started = Instant::now();
-    futures::stream::iter(0..RUNS)
-        .map(|_| {
-            let store = store.clone();
-            async move {
-                let run = run(&weft::model::new_id());
-                store.create_run(&run).await.expect("run");
-                for state in [State::Scheduled, State::Running, State::Completed] {
-                    let record = StateRecord::now(state, None);
-                    store.transition(&run.id, |_| Some(record.clone())).await.expect("state");
-                }
-            }
-        })
-        .buffer_unordered(64)
-        .collect::<Vec<()>>()
-        .await;
-    std::fs::write(&done, "").expect("marker");
-    eprintln!("made {RUNS} runs in {:.1?}", started.elapsed());
-    url
-}
-
 fn get(url: &str) -> Duration {
     let started = Instant::now();
     let mut response = ureq::get(url).call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
@@ -102,27 +54,32 @@ fn get(url: &str) -> Duration {
     started.elapsed()
 }
 
-fn timed(url: &str, times: usize) -> (Duration, Duration) {
+fn timed(url: &str, times: usize) -> Vec<Duration> {
     for _ in 0..3 {
         get(url);
     }
-    let mut samples: Vec<Duration> = (0..times).map(|_| get(url)).collect();
-    samples.sort();
-    (percentile(&samples, 0.5), percentile(&samples, 0.95))
+    (0..times).map(|_| get(url)).collect()
 }
+
+const COMMAND: &str = "cargo bench -p weft-tests --bench ui";
 
 #[tokio::main]
 async fn main() {
-    let url = store_with_runs().await;
+    let url = history_store().await;
     let ui = ui(&url);
-    for path in ["/runs", "/api/runs?limit=50", "/runs/chart.svg"] {
-        let (p50, p95) = timed(&format!("{}{path}", ui.1), 30);
-        println!("GET {path} with {RUNS} runs in the store: p50 {p50:.1?}, p95 {p95:.1?}");
+    let mut report = Report::new("ui");
+    for (id, path, what) in [
+        ("ui.runs_page", "/runs", "the runs page (50 runs and their states)"),
+        ("ui.api_runs", "/api/runs?limit=50", "the JSON API's newest 50 runs"),
+        ("ui.chart", "/runs/chart.svg", "the chart of the newest 300 runs"),
+    ] {
+        let samples = timed(&format!("{}{path}", ui.1), 30);
+        report.add(Figure::millis(id, &format!("`GET {path}`, {what}, {HISTORY} runs in the store"), &samples, COMMAND));
     }
 
     // A live log stream: one run Running, lines written by this process.
     let store = Store::open(&url, &[]).expect("store");
-    let live = run(&weft::model::new_id());
+    let live = common::finished_run(&weft::model::new_id());
     store.create_run(&live).await.expect("run");
     store.transition(&live.id, |_| Some(StateRecord::now(State::Running, None))).await.expect("state");
     let (arrived, received) = mpsc::channel::<(usize, Instant)>();
@@ -166,12 +123,11 @@ async fn main() {
         }
         tokio::time::sleep(Duration::from_millis(fastrand::u64(10..120))).await;
     }
-    latencies.sort();
-    println!(
-        "a log line from its write to the store to the live stream, over {} lines: p50 {:.1?}, p95 {:.1?}, max {:.1?}",
-        latencies.len(),
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.95),
-        latencies[latencies.len() - 1]
-    );
+    report.add(Figure::millis(
+        "ui.live_log_line",
+        "a log line from its write to the store to the run's live log stream (the UI looks every 50 ms on a local store)",
+        &latencies,
+        COMMAND,
+    ));
+    report.write();
 }

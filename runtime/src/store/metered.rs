@@ -38,11 +38,15 @@ impl fmt::Display for Metered {
 
 /// Counts one request of `operation`, and its failure. A missing object or
 /// a lost create race is an answer, not a failure.
+/// Each request is also a trace event (`WEFT_LOG=weft::store::requests=trace`
+/// prints every request a command makes).
 fn count<T>(operation: &'static str, result: &Result<T>) {
     metrics::counter!(STORE_REQUESTS, "operation" => operation).increment(1);
-    if let Err(e) = result
-        && !matches!(e, object_store::Error::NotFound { .. } | object_store::Error::AlreadyExists { .. })
-    {
+    let failed = result.as_ref().err().filter(|e| {
+        !matches!(e, object_store::Error::NotFound { .. } | object_store::Error::AlreadyExists { .. })
+    });
+    tracing::trace!(target: "weft::store::requests", operation, failed = failed.is_some(), "store request");
+    if failed.is_some() {
         metrics::counter!(STORE_ERRORS, "operation" => operation).increment(1);
     }
 }
@@ -86,6 +90,7 @@ impl ObjectStore for Metered {
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
         metrics::counter!(STORE_REQUESTS, "operation" => "list").increment(1);
+        tracing::trace!(target: "weft::store::requests", operation = "list", "store request");
         self.inner
             .list(prefix)
             .inspect(|item| {

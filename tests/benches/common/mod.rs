@@ -1,11 +1,15 @@
-//! What the agent benchmarks share: the release `weft` binary, an agent
-//! process, and the numbers.
+//! What the benchmarks share: the release `weft` binary, an agent process,
+//! the numbers, and the results table they write.
+
+pub mod report;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use weft::model::State;
+use futures::StreamExt;
+use serde_json::json;
+use weft::model::{FlowRun, State, StateRecord};
 use weft::store::Store;
 
 mod fixtures {
@@ -27,6 +31,22 @@ pub fn weft_binary() -> PathBuf {
 
 /// An agent process, stopped with SIGTERM when dropped.
 pub struct Agent(Child);
+
+impl Agent {
+    /// Its resident memory now and at its peak, in KiB (`/proc`).
+    pub fn memory_kib(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+}
 
 impl Drop for Agent {
     fn drop(&mut self) {
@@ -59,13 +79,18 @@ pub fn run_deployment(name: &str, store: &str, home: &Path) -> String {
 
 /// When the run was marked Running, once it has been.
 pub async fn running_at(store: &Store, id: &str) -> SystemTime {
+    state_at(store, id, State::Running).await
+}
+
+/// When the run was marked `state`, once it has been.
+pub async fn state_at(store: &Store, id: &str, state: State) -> SystemTime {
     loop {
         if let Ok(states) = store.states(id).await
-            && let Some((_, record)) = states.into_iter().find(|(_, r)| r.state == State::Running)
+            && let Some((_, record)) = states.into_iter().find(|(_, r)| r.state == state)
         {
             return record.time;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -111,6 +136,53 @@ pub fn deploy_hello(store: &str, home: &Path) {
     assert!(deployed.status.success(), "{}", String::from_utf8_lossy(&deployed.stderr));
 }
 
-pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+
+/// How many finished runs the history store holds.
+pub const HISTORY: usize = 100_000;
+
+pub fn finished_run(id: &str) -> FlowRun {
+    serde_json::from_value(json!({
+        "id": id,
+        "flow_name": "hello",
+        "deployment": "hello",
+        "component": format!("sha256:{}", "0".repeat(64)),
+        "parameters": {"name": "bench"},
+        "attempt": 1,
+        "created": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+    }))
+    .expect("a run")
 }
+
+/// A store holding `HISTORY` Completed runs, made once and kept in
+/// `target/bench-ui-store/`: what `runs ls`, the agent and the UI face after
+/// months of use.
+pub async fn history_store() -> String {
+    let folder = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-ui-store");
+    let url = format!("file://{}", folder.display());
+    let done = folder.join(format!("made-{HISTORY}-indexed"));
+    if done.exists() {
+        return url;
+    }
+    let _ = std::fs::remove_dir_all(&folder);
+    let store = Store::open(&url, &[]).expect("store");
+    let started = Instant::now();
+    futures::stream::iter(0..HISTORY)
+        .map(|_| {
+            let store = store.clone();
+            async move {
+                let run = finished_run(&weft::model::new_id());
+                store.create_run(&run).await.expect("run");
+                for state in [State::Scheduled, State::Running, State::Completed] {
+                    let record = StateRecord::now(state, None);
+                    store.transition(&run.id, |_| Some(record.clone())).await.expect("state");
+                }
+            }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<()>>()
+        .await;
+    std::fs::write(&done, "").expect("marker");
+    eprintln!("made {HISTORY} runs in {:.1?}", started.elapsed());
+    url
+}
+

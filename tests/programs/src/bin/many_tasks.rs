@@ -1,8 +1,5 @@
-//! Calls a `#[task]` `count` times (1,000 unless given) and returns the sum
-//! of the squares.
-use serde::Deserialize;
-
-#[derive(Deserialize, weft::JsonSchema)]
+//! Calls a `#[task]` `count` times (default 1,000).
+#[derive(serde::Deserialize, weft::JsonSchema)]
 struct Params {
     count: Option<u64>,
 }
@@ -14,7 +11,7 @@ fn square(x: u64) -> u64 {
 
 #[weft::flow]
 fn many_tasks(params: Params) -> u64 {
-    (0..params.count.unwrap_or(1000)).map(square).fold(0u64, |sum, x| sum.wrapping_add(x))
+    (0..params.count.unwrap_or(1000)).map(square).fold(0, u64::wrapping_add)
 }
 
 fn main() {}

@@ -1,6 +1,7 @@
 //! A task component for the task tests. Its input says what to do: sleep,
-//! fail (retryably or not), panic, spin, allocate, or fail until a counter
-//! in a granted directory reaches a number. It reports what it saw.
+//! fail (retryably or not), panic, spin, allocate, compute `fibo(n)`, or
+//! fail until a counter in a granted directory reaches a number. It reports
+//! what it saw.
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::Deserialize;
@@ -22,6 +23,12 @@ struct Input {
     /// With `counter`: fail (retryably) until this many attempts were made.
     fail_until: u32,
     counter: Option<String>,
+    /// Compute the naive recursive `fibo(n)` (the benchmarks' CPU work).
+    fibo: Option<u32>,
+}
+
+fn fibo(n: u32) -> u64 {
+    if n < 2 { u64::from(n) } else { fibo(n - 1) + fibo(n - 2) }
 }
 
 #[weft::task_component]
@@ -55,6 +62,7 @@ fn worker(input: Input) -> Result<serde_json::Value, weft::Error> {
     let context = weft::context();
     Ok(serde_json::json!({
         "label": input.label,
+        "fibo": input.fibo.map(|n| fibo(std::hint::black_box(n))),
         "calls": calls,
         "task_run_id": context.task_run_id(),
         "flow_run_id": context.flow_run_id(),
