@@ -25,7 +25,7 @@ pub use deployment::{
     check_cron, duration,
 };
 pub use logs::rfc3339;
-pub use logs::{DiscardLogs, Level, LogLine, LogSource, RunSink, Tee};
+pub use logs::{DiscardLogs, Level, LogLine, LogSource, RoomWait, RunSink, Tee};
 pub use parameters::{
     ParameterError, ParameterOrigin, ParameterProblem, ParameterSchema, Parameters, ProblemKind, parse_assignment,
 };

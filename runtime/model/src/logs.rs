@@ -82,7 +82,18 @@ pub trait RunSink: Send + Sync {
 
     /// Takes the new state of a task run (it began, an attempt ended).
     fn task_run(&self, _task_run: &super::TaskRun) {}
+
+    /// `None` when the sink has room for more; otherwise a wait until it
+    /// has, which the run makes at its next task call. A sink that writes
+    /// behind to something slower than the run (the store) holds a bounded
+    /// amount this way, instead of growing with the run.
+    fn room(&self) -> Option<RoomWait<'_>> {
+        None
+    }
 }
+
+/// A sink's wait for room: see [`RunSink::room`].
+pub type RoomWait<'a> = std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// A [`RunSink`] that drops everything.
 #[derive(Debug, Default, Clone, Copy)]
@@ -109,6 +120,17 @@ impl RunSink for Tee {
         for sink in &self.0 {
             sink.task_run(task_run);
         }
+    }
+
+    fn room(&self) -> Option<RoomWait<'_>> {
+        let waits: Vec<RoomWait<'_>> = self.0.iter().filter_map(|sink| sink.room()).collect();
+        (!waits.is_empty()).then(|| {
+            Box::pin(async move {
+                for wait in waits {
+                    wait.await;
+                }
+            }) as RoomWait<'_>
+        })
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use super::RunState;
 use super::bindings::weft::flow::log::{Field, Host, Level as WitLevel};
-use crate::model::{Level, LogLine, LogSource, RunSink, TaskRun};
+use crate::model::{Level, LogLine, LogSource, RoomWait, RunSink, TaskRun};
 
 /// How many stderr lines are kept to explain a crash (a panic message).
 const STDERR_TAIL: usize = 32;
@@ -77,6 +77,11 @@ impl RunLog {
             held.name.clear();
             held.name.push_str(name);
         }
+    }
+
+    /// `None` when the run's sink has room for more, or a wait until it has.
+    pub(crate) fn room(&self) -> Option<RoomWait<'_>> {
+        self.sink.room()
     }
 
     /// Writes one line attributed to the flow run and the open task run.
@@ -303,6 +308,10 @@ impl RunSink for LogCap {
         counts.written = counts.written.saturating_add(size);
         drop(counts);
         self.inner.log(line);
+    }
+
+    fn room(&self) -> Option<RoomWait<'_>> {
+        self.inner.room()
     }
 
     fn task_run(&self, task_run: &TaskRun) {

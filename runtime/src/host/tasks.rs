@@ -127,6 +127,11 @@ fn attempt_deadline(options: &TaskOptions) -> Option<Instant> {
 
 impl Host for RunState {
     async fn begin(&mut self, name: String, options: TaskOptions) -> wasmtime::Result<BeginOutcome> {
+        // A run that makes task runs faster than its sink writes them (to
+        // the store) waits here, rather than the sink holding ever more.
+        if let Some(room) = self.log.room() {
+            room.await;
+        }
         let now = SystemTime::now();
         let mut cached = options
             .cache_key
@@ -235,7 +240,7 @@ impl Host for RunState {
     }
 
     async fn call(&mut self, name: String, input: String) -> wasmtime::Result<Result<String, WitError>> {
-        let mut submitted = match self.submit_task(name, input) {
+        let mut submitted = match self.submit_task(name, input).await {
             Ok(submitted) => submitted,
             Err(error) => return Ok(Err(error)),
         };
@@ -243,7 +248,7 @@ impl Host for RunState {
     }
 
     async fn submit(&mut self, name: String, input: String) -> wasmtime::Result<Result<Resource<Submitted>, WitError>> {
-        let submitted = match self.submit_task(name, input) {
+        let submitted = match self.submit_task(name, input).await {
             Ok(submitted) => submitted,
             Err(error) => return Ok(Err(error)),
         };
@@ -252,7 +257,10 @@ impl Host for RunState {
 }
 
 impl RunState {
-    fn submit_task(&mut self, name: String, input: String) -> Result<Submitted, WitError> {
+    async fn submit_task(&mut self, name: String, input: String) -> Result<Submitted, WitError> {
+        if let Some(room) = self.log.room() {
+            room.await;
+        }
         match &self.components {
             Some(env) => env.submit(name, input),
             None => Err(WitError {

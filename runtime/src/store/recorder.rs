@@ -3,6 +3,7 @@
 //! large, and at the end. Never one object per line.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -10,11 +11,21 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::{Store, StoreError};
-use crate::model::{LogLine, RunSink, TaskRun};
+use crate::model::{LogLine, RoomWait, RunSink, TaskRun};
 
 /// Lines (or task run snapshots) buffered before a flush is started early,
 /// and the most one chunk holds.
 const EARLY_FLUSH_LINES: usize = 2000;
+
+/// Lines and task run snapshots buffered past which the run waits for a
+/// flush at its next task call: a store slower than the run slows the run
+/// down instead of the buffer growing with it.
+const HOLD_AT_MOST: usize = 4 * EARLY_FLUSH_LINES;
+
+/// The longest the run waits for a flush. A store that is away does not
+/// stop a run: after a wait this long or a failed flush, the run goes on
+/// without waiting, its lines kept, until a flush succeeds again.
+const ROOM_PATIENCE: Duration = Duration::from_secs(1);
 
 /// A [`RunSink`] that writes a run's logs and task runs to the store.
 pub struct StoreRecorder {
@@ -24,6 +35,10 @@ pub struct StoreRecorder {
     flushing: tokio::sync::Mutex<Sequences>,
     wake: Notify,
     stop: Notify,
+    /// Told when a flush ends, for a run waiting for room.
+    flushed: Notify,
+    /// Whether a run may wait for room: not while the store fails.
+    waits: AtomicBool,
     timer: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -50,6 +65,8 @@ impl StoreRecorder {
             flushing: tokio::sync::Mutex::default(),
             wake: Notify::new(),
             stop: Notify::new(),
+            flushed: Notify::new(),
+            waits: AtomicBool::new(true),
             timer: Mutex::new(None),
         });
         let timer = tokio::spawn({
@@ -74,6 +91,13 @@ impl StoreRecorder {
 
     /// Writes what is buffered. On failure the lines stay buffered.
     pub async fn flush(&self) -> Result<(), StoreError> {
+        let flushed = self.write_pending().await;
+        self.waits.store(flushed.is_ok(), Ordering::Relaxed);
+        self.flushed.notify_waiters();
+        flushed
+    }
+
+    async fn write_pending(&self) -> Result<(), StoreError> {
         let mut sequences = self.flushing.lock().await;
         let (logs, tasks) = {
             let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
@@ -104,6 +128,12 @@ impl StoreRecorder {
             tasks = rest;
         }
         Ok(())
+    }
+
+    /// How many lines and task run snapshots are buffered.
+    fn held(&self) -> usize {
+        let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        pending.logs.len() + pending.tasks.len()
     }
 
     /// Puts back what a failed flush took, ahead of anything newer.
@@ -139,6 +169,29 @@ impl RunSink for StoreRecorder {
         }
     }
 
+    fn room(&self) -> Option<RoomWait<'_>> {
+        if self.held() < HOLD_AT_MOST || !self.waits.load(Ordering::Relaxed) {
+            return None;
+        }
+        Some(Box::pin(async move {
+            loop {
+                let flushed = self.flushed.notified();
+                tokio::pin!(flushed);
+                // Listening before looking: a flush that ends in between
+                // is not missed.
+                flushed.as_mut().enable();
+                if self.held() < HOLD_AT_MOST || !self.waits.load(Ordering::Relaxed) {
+                    return;
+                }
+                self.wake.notify_one();
+                if tokio::time::timeout(ROOM_PATIENCE, flushed).await.is_err() {
+                    self.waits.store(false, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }))
+    }
+
     fn task_run(&self, task_run: &TaskRun) {
         let full = {
             let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
@@ -171,4 +224,45 @@ fn overwrite(waiting: &mut TaskRun, latest: &TaskRun) {
     waiting.started = *started;
     waiting.ended = *ended;
     waiting.error.clone_from(error);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::{EARLY_FLUSH_LINES, HOLD_AT_MOST, StoreRecorder};
+    use crate::model::{RunSink, State, TaskRun};
+    use crate::store::Store;
+
+    fn ended(i: usize) -> TaskRun {
+        TaskRun {
+            id: format!("{i:08}"),
+            name: "t".into(),
+            state: State::Completed,
+            component: None,
+            attempts: 1,
+            cached: false,
+            cache_key: None,
+            started: SystemTime::now(),
+            ended: Some(SystemTime::now()),
+            error: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_ahead_of_its_store_waits_for_a_flush_instead_of_buffering_more() {
+        let store = Store::open("memory://", &[]).expect("store");
+        // No timer flush during the test: only the ones asked for.
+        let recorder = StoreRecorder::start(store.clone(), "run".into(), Duration::from_secs(3600));
+        for i in 0..HOLD_AT_MOST - 1 {
+            recorder.task_run(&ended(i));
+        }
+        assert!(recorder.room().is_none(), "room while below the mark");
+        recorder.task_run(&ended(HOLD_AT_MOST));
+        let wait = recorder.room().expect("a wait at the mark");
+        tokio::time::timeout(Duration::from_secs(10), wait).await.expect("the wait ends with a flush");
+        assert!(recorder.held() < EARLY_FLUSH_LINES, "{} held after the flush", recorder.held());
+        recorder.finish().await.expect("finish");
+        assert_eq!(store.read_task_runs("run").await.expect("read").counts().total(), HOLD_AT_MOST as u64);
+    }
 }
