@@ -264,9 +264,19 @@ pub async fn run(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> PageResul
     let summary = &detail.summary;
     let start = summary.started.or(tasks.first().map(|t| t.started)).unwrap_or(summary.run.created);
     let end = summary.ended.unwrap_or(now).max(tasks.iter().filter_map(|t| t.ended).max().unwrap_or(start));
-    let (lines, after) = ui.store.read_logs(&id, None).await?;
-    // The page starts with the latest lines; the API pages through all.
-    let earlier = lines.len().saturating_sub(MAX_LOG_LINES);
+    // The page starts with the latest lines, read a chunk at a time; the
+    // API pages through all.
+    let mut lines = std::collections::VecDeque::new();
+    let mut earlier = 0;
+    let after = ui
+        .store
+        .visit_logs(&id, None, |chunk| {
+            lines.extend(chunk);
+            let over = lines.len().saturating_sub(MAX_LOG_LINES);
+            lines.drain(..over);
+            earlier += over;
+        })
+        .await?;
     let done = summary.state.is_some_and(RunState::is_final);
     let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
     let view = RunPage {
@@ -297,7 +307,7 @@ pub async fn run(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> PageResul
         error: detail.error().map(str::to_owned),
         timeline: svg::timeline(&tasks, page.counts.total(), start, end),
         tasks: page.counts.total(),
-        logs: lines[earlier..].iter().map(log_row).collect(),
+        logs: lines.iter().map(log_row).collect(),
         earlier,
         logs_after: after.unwrap_or_default(),
         id,
