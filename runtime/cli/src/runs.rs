@@ -225,7 +225,7 @@ async fn show(args: ShowArgs) -> Result<ExitCode, CommandError> {
             list.push(task)
         })
         .await?;
-    list.finish();
+    list.print_held();
     let matching = args.task_state.map_or(counts.total(), |s| counts.get(s));
     let not_shown = matching.saturating_sub(list.shown);
     if args.output == OutputFormat::Json {
@@ -245,6 +245,7 @@ async fn show(args: ShowArgs) -> Result<ExitCode, CommandError> {
              every one{failed})\n"
         ));
     }
+    list.flush();
     Ok(ExitCode::SUCCESS)
 }
 
@@ -300,9 +301,14 @@ struct TaskList {
     /// The table's column widths, once sized.
     widths: Option<Vec<usize>>,
     shown: u64,
+    /// Text not yet written to stdout.
+    out: Vec<u8>,
     /// Whether stdout was closed (`| head`): nothing more is read.
     closed: bool,
 }
+
+/// Text buffered before it is written to stdout.
+const WRITE_AT: usize = 64 << 10;
 
 /// Task runs that size the table's columns; later rows keep those widths.
 const SIZING_ROWS: usize = 1000;
@@ -311,12 +317,21 @@ const TASK_HEADERS: [&str; 7] = ["TASK", "STATE", "ATTEMPTS", "DURATION", "COMPO
 
 impl TaskList {
     fn new(format: OutputFormat) -> Self {
-        TaskList { format, held: Vec::new(), widths: None, shown: 0, closed: false }
+        TaskList { format, held: Vec::new(), widths: None, shown: 0, out: Vec::new(), closed: false }
     }
 
     fn write(&mut self, text: std::fmt::Arguments) {
-        let mut out = std::io::stdout().lock();
-        self.closed |= out.write_fmt(text).is_err();
+        let _ = self.out.write_fmt(text);
+        if self.out.len() >= WRITE_AT {
+            self.flush();
+        }
+    }
+
+    /// Writes what is buffered to stdout.
+    fn flush(&mut self) {
+        let mut stdout = std::io::stdout().lock();
+        self.closed |= stdout.write_all(&self.out).and_then(|()| stdout.flush()).is_err();
+        self.out.clear();
     }
 
     fn push(&mut self, task: TaskRun) -> ControlFlow<()> {
@@ -333,7 +348,7 @@ impl TaskList {
             (OutputFormat::Table, None) => {
                 self.held.push(task);
                 if self.held.len() >= SIZING_ROWS {
-                    self.finish();
+                    self.print_held();
                 }
             }
         }
@@ -341,32 +356,34 @@ impl TaskList {
     }
 
     /// Prints the table rows held, after the header if it is not printed yet.
-    fn finish(&mut self) {
+    fn print_held(&mut self) {
         if self.held.is_empty() {
             return;
         }
         let rows: Vec<Vec<String>> = self.held.drain(..).map(|t| task_row(&t)).collect();
         let first = self.widths.is_none();
-        let widths = self.widths.get_or_insert_with(|| {
-            let mut widths: Vec<usize> = TASK_HEADERS.iter().map(|h| h.chars().count()).collect();
-            for row in &rows {
-                for (width, cell) in widths.iter_mut().zip(row) {
-                    *width = (*width).max(cell.chars().count());
+        let widths = self
+            .widths
+            .get_or_insert_with(|| {
+                let mut widths: Vec<usize> = TASK_HEADERS.iter().map(|h| h.chars().count()).collect();
+                for row in &rows {
+                    for (width, cell) in widths.iter_mut().zip(row) {
+                        *width = (*width).max(cell.chars().count());
+                    }
                 }
-            }
-            widths
-        });
-        let mut text = String::new();
+                widths
+            })
+            .clone();
         if first {
             let bold = anstyle::Style::new().bold();
-            text = format!("{bold}{}{bold:#}\n", row_text(widths, &TASK_HEADERS.map(str::to_owned)));
+            let header = format!("{bold}{}{bold:#}\n", row_text(&widths, &TASK_HEADERS.map(str::to_owned)));
+            // Its style is dropped where stdout is not a terminal.
+            self.flush();
+            self.closed |= anstream::stdout().lock().write_all(header.as_bytes()).is_err();
         }
         for row in &rows {
-            text.push_str(&row_text(widths, row));
-            text.push('\n');
+            self.write(format_args!("{}\n", row_text(&widths, row)));
         }
-        // The header's style is dropped where stdout is not a terminal.
-        self.closed |= anstream::stdout().lock().write_all(text.as_bytes()).is_err();
     }
 }
 

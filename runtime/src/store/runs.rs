@@ -117,9 +117,14 @@ impl StoredTaskRuns<'_> {
     pub async fn visit(mut self, mut visit: impl FnMut(TaskRun) -> ControlFlow<()>) -> Result<(), StoreError> {
         let mut scan = TaskRunScan::default();
         for name in &self.names {
-            for snapshot in self.store.read_chunk::<TaskRun>(&self.folder, name).await? {
-                if scan.take(&snapshot).is_some() {
-                    let task_run = self.latest.remove(&snapshot.id).unwrap_or(snapshot);
+            let chunk = self.store.read_chunk_lines(&self.folder, name).await?;
+            for line in chunk.lines() {
+                let key: SnapshotKey = line.parse()?;
+                if scan.take(&key.id, key.state).is_some() {
+                    let task_run = match self.latest.remove(key.id.as_ref()) {
+                        Some(latest) => latest,
+                        None => line.parse()?,
+                    };
                     if visit(task_run).is_break() {
                         return Ok(());
                     }
@@ -137,8 +142,8 @@ impl StoredTaskRuns<'_> {
 /// most one per task run, the first in the chunk written after it began.
 #[derive(Default)]
 struct TaskRunScan {
-    /// The latest snapshot of each task run not yet in a final state.
-    open: HashMap<String, TaskRun>,
+    /// The state of each task run not yet in a final state.
+    open: HashMap<String, State>,
     counts: TaskRunCounts,
     /// How many task runs were seen.
     seen: u64,
@@ -147,28 +152,71 @@ struct TaskRunScan {
 impl TaskRunScan {
     /// Takes the next snapshot: `Some(position)` (in the order the task
     /// runs began) for the first of a task run, `None` for a later one.
-    fn take(&mut self, snapshot: &TaskRun) -> Option<u64> {
-        let ended = snapshot.state.is_final();
-        match self.open.get_mut(&snapshot.id) {
+    fn take(&mut self, id: &str, state: State) -> Option<u64> {
+        let ended = state.is_final();
+        match self.open.get_mut(id) {
             Some(earlier) => {
-                self.counts.remove(earlier.state);
-                self.counts.add(snapshot.state);
+                self.counts.remove(*earlier);
+                self.counts.add(state);
                 if ended {
-                    self.open.remove(&snapshot.id);
+                    self.open.remove(id);
                 } else {
-                    *earlier = snapshot.clone();
+                    *earlier = state;
                 }
                 None
             }
             None => {
-                self.counts.add(snapshot.state);
+                self.counts.add(state);
                 if !ended {
-                    self.open.insert(snapshot.id.clone(), snapshot.clone());
+                    self.open.insert(id.to_owned(), state);
                 }
                 self.seen += 1;
                 Some(self.seen - 1)
             }
         }
+    }
+}
+
+/// What a reader looks at first in a task run snapshot: the rest (times,
+/// names, errors) is parsed only for the task runs it keeps.
+#[derive(serde::Deserialize)]
+struct SnapshotKey<'a> {
+    #[serde(borrow)]
+    id: std::borrow::Cow<'a, str>,
+    state: State,
+}
+
+/// The JSON lines of a chunk.
+struct ChunkLines {
+    url: String,
+    path: String,
+    bytes: Bytes,
+}
+
+/// One line of a chunk, parsed on demand.
+struct ChunkLine<'a> {
+    chunk: &'a ChunkLines,
+    number: usize,
+    text: &'a [u8],
+}
+
+impl ChunkLines {
+    fn lines(&self) -> impl Iterator<Item = ChunkLine<'_>> {
+        self.bytes.split(|&b| b == b'\n').enumerate().filter(|(_, l)| !l.is_empty()).map(|(i, text)| ChunkLine {
+            chunk: self,
+            number: i + 1,
+            text,
+        })
+    }
+}
+
+impl<'a> ChunkLine<'a> {
+    fn parse<T: serde::Deserialize<'a>>(&self) -> Result<T, StoreError> {
+        serde_json::from_slice(self.text).map_err(|e| StoreError::Corrupt {
+            url: self.chunk.url.clone(),
+            path: format!("{} line {}", self.chunk.path, self.number),
+            reason: e.to_string(),
+        })
     }
 }
 
@@ -348,17 +396,15 @@ impl Store {
 
     /// The items of one chunk; none if it vanished.
     async fn read_chunk<T: serde::de::DeserializeOwned>(&self, folder: &str, name: &str) -> Result<Vec<T>, StoreError> {
+        let chunk = self.read_chunk_lines(folder, name).await?;
+        chunk.lines().map(|line| line.parse()).collect()
+    }
+
+    /// The lines of one chunk, each parsed as the reader needs.
+    async fn read_chunk_lines(&self, folder: &str, name: &str) -> Result<ChunkLines, StoreError> {
         let path = format!("{folder}/{name}");
-        let Some(bytes) = self.get(&path).await? else { return Ok(Vec::new()) };
-        let mut items = Vec::new();
-        for (i, line) in bytes.split(|&b| b == b'\n').enumerate().filter(|(_, l)| !l.is_empty()) {
-            items.push(serde_json::from_slice(line).map_err(|e| StoreError::Corrupt {
-                url: self.url().to_owned(),
-                path: format!("{path} line {}", i + 1),
-                reason: e.to_string(),
-            })?);
-        }
-        Ok(items)
+        let bytes = self.get(&path).await?.unwrap_or_default();
+        Ok(ChunkLines { url: self.url().to_owned(), path, bytes })
     }
 
     /// Appends a chunk of log lines to a run's logs.
@@ -426,16 +472,18 @@ impl Store {
         // Where each task run of the page is in it.
         let mut on_page: HashMap<String, usize> = HashMap::new();
         for name in self.chunk_names(&folder, None).await? {
-            for snapshot in self.read_chunk::<TaskRun>(&folder, &name).await? {
-                let first = scan.take(&snapshot);
-                if let Some(&at) = on_page.get(&snapshot.id) {
-                    page[at] = snapshot;
+            let chunk = self.read_chunk_lines(&folder, &name).await?;
+            for line in chunk.lines() {
+                let key: SnapshotKey = line.parse()?;
+                let first = scan.take(&key.id, key.state);
+                if let Some(&at) = on_page.get(key.id.as_ref()) {
+                    page[at] = line.parse()?;
                 } else if let Some(position) = first
                     && position >= skip
                     && page.len() < limit
                 {
-                    on_page.insert(snapshot.id.clone(), page.len());
-                    page.push(snapshot);
+                    on_page.insert(key.id.into_owned(), page.len());
+                    page.push(line.parse()?);
                 }
             }
         }
@@ -452,16 +500,24 @@ impl Store {
         // The same chunks both times, however many a live run adds.
         let names = self.chunk_names(&folder, None).await?;
         let mut scan = TaskRunScan::default();
+        // The latest snapshot of each task run that ended in a later chunk
+        // than its first, and of each still open.
         let mut latest: HashMap<String, TaskRun> = HashMap::new();
+        let mut open: HashMap<String, TaskRun> = HashMap::new();
         for name in &names {
-            for snapshot in self.read_chunk::<TaskRun>(&folder, name).await? {
-                // A later snapshot is in a later chunk than the first.
-                if scan.take(&snapshot).is_none() && snapshot.state.is_final() {
-                    latest.insert(snapshot.id.clone(), snapshot);
+            let chunk = self.read_chunk_lines(&folder, name).await?;
+            for line in chunk.lines() {
+                let key: SnapshotKey = line.parse()?;
+                let first = scan.take(&key.id, key.state).is_some();
+                if !key.state.is_final() {
+                    open.insert(key.id.into_owned(), line.parse()?);
+                } else if !first {
+                    open.remove(key.id.as_ref());
+                    latest.insert(key.id.into_owned(), line.parse()?);
                 }
             }
         }
-        latest.extend(scan.open.drain());
+        latest.extend(open);
         Ok(StoredTaskRuns { store: self, folder, names, latest, counts: scan.counts })
     }
 
