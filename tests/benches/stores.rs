@@ -31,6 +31,14 @@ use common::report::{Figure, Report, run_process};
 use common::weft_binary;
 use emulators::{AZURITE_KEY, BUCKET};
 
+/// The store URL as a reader would write it: the bucket, or a folder.
+fn bucket(url: &str) -> String {
+    match url.strip_prefix("file://") {
+        Some(_) => "file:///path/to/store".to_owned(),
+        None => url.split('/').take(3).collect::<Vec<_>>().join("/"),
+    }
+}
+
 fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let prefix = weft::model::new_id().to_lowercase();
@@ -88,7 +96,7 @@ fn main() {
                 &format!("stores.run_etl_{name}"),
                 &format!("`weft run` of etl on the {name} store (compiled code cached)"),
                 &runs.iter().map(|r| r.wall).collect::<Vec<_>>(),
-                &format!("WEFT_LOG=weft::store::requests=trace weft run etl.wasm --store {}", url.split('/').take(3).collect::<Vec<_>>().join("/")),
+                &format!("WEFT_LOG=weft::store::requests=trace weft run etl.wasm --store {}", bucket(url)),
             )
             .with("store_requests", requests[requests.len() / 2] as u64),
         );
@@ -120,7 +128,7 @@ fn main() {
                 &format!("store requests per day of one idle agent on the {name} store, default poll interval (1 s)"),
                 "requests/day",
                 vec![per_day(requests)],
-                &format!("WEFT_LOG=weft::store::requests=trace weft agent --store {} (30 s, scaled to a day)", url.split('/').take(3).collect::<Vec<_>>().join("/")),
+                &format!("WEFT_LOG=weft::store::requests=trace weft agent --store {} (30 s, scaled to a day)", bucket(url)),
             )
             .with("lists_per_day", per_day(lists)),
         );

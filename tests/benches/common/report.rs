@@ -215,13 +215,18 @@ fn row(figure: &Value) -> String {
         .map(|(key, value)| format!("{key} {}", number(value)))
         .collect();
     format!(
-        "| {} | {} {unit} | {spread} | {} | {} | `{}` |\n",
+        "| {} | {} {unit} | {spread} | {} | {} | {} |\n",
         figure["what"].as_str().unwrap_or_default(),
         number(&figure["median"]),
         figure["samples"].as_array().map_or(0, Vec::len),
         also.join(", "),
-        figure["command"].as_str().unwrap_or_default().replace('|', "\\|"),
+        code(&figure["command"].as_str().unwrap_or_default().replace('|', "\\|")),
     )
+}
+
+/// A markdown code span, however many backticks the text holds.
+fn code(text: &str) -> String {
+    if text.contains('`') { format!("`` {text} ``") } else { format!("`{text}`") }
 }
 
 fn number(value: &Value) -> String {
@@ -281,10 +286,10 @@ fn compare_table(sources: &[Value]) -> String {
     );
     for figure in &figures {
         md.push_str(&format!(
-            "- {} ({}): `{}`\n",
+            "- {} ({}): {}\n",
             figure["id"].as_str().unwrap_or_default(),
             figure["system"].as_str().unwrap_or_default(),
-            figure["command"].as_str().unwrap_or_default()
+            code(figure["command"].as_str().unwrap_or_default())
         ));
     }
     md
