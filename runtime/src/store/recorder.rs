@@ -47,6 +47,12 @@ struct Pending {
     logs: Vec<LogLine>,
     /// The latest snapshot of each task run changed since the last flush.
     tasks: HashMap<String, TaskRun>,
+    /// Written snapshots (and their keys), written over by the next ones:
+    /// a run making millions of task runs allocates none for them here,
+    /// nor frees on one thread what it allocated on another.
+    spare: Vec<(String, TaskRun)>,
+    /// An empty map with room, swapped in for `tasks` by a flush.
+    spare_map: HashMap<String, TaskRun>,
 }
 
 #[derive(Default)]
@@ -99,12 +105,14 @@ impl StoreRecorder {
 
     async fn write_pending(&self) -> Result<(), StoreError> {
         let mut sequences = self.flushing.lock().await;
-        let (logs, tasks) = {
+        // Only swapped under the lock, which the run takes at every task call.
+        let (logs, mut taken) = {
             let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            let mut tasks: Vec<TaskRun> = pending.tasks.drain().map(|(_, t)| t).collect();
-            tasks.sort_by(|a, b| a.started.cmp(&b.started).then_with(|| a.id.cmp(&b.id)));
-            (std::mem::take(&mut pending.logs), tasks)
+            let empty = std::mem::take(&mut pending.spare_map);
+            (std::mem::take(&mut pending.logs), std::mem::replace(&mut pending.tasks, empty))
         };
+        let (keys, mut tasks): (Vec<String>, Vec<TaskRun>) = taken.drain().unzip();
+        tasks.sort_by(|a, b| a.started.cmp(&b.started).then_with(|| a.id.cmp(&b.id)));
         // Chunks of at most EARLY_FLUSH_LINES entries each, so that readers
         // never load a huge one.
         let mut logs = logs;
@@ -117,16 +125,22 @@ impl StoreRecorder {
             }
             logs = rest;
         }
-        let mut tasks = tasks;
-        while !tasks.is_empty() {
-            let rest = tasks.split_off(tasks.len().min(EARLY_FLUSH_LINES));
-            if let Err(e) = self.store.append_task_runs(&self.run_id, &tasks, &mut sequences.tasks).await {
-                tasks.extend(rest);
-                self.restore(Vec::new(), tasks);
+        let mut written = 0;
+        while written < tasks.len() {
+            let end = tasks.len().min(written + EARLY_FLUSH_LINES);
+            if let Err(e) = self.store.append_task_runs(&self.run_id, &tasks[written..end], &mut sequences.tasks).await
+            {
+                self.restore(Vec::new(), tasks.split_off(written));
                 return Err(e);
             }
-            tasks = rest;
+            written = end;
         }
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if pending.spare_map.capacity() < taken.capacity() {
+            pending.spare_map = taken;
+        }
+        let room = HOLD_AT_MOST.saturating_sub(pending.spare.len());
+        pending.spare.extend(keys.into_iter().zip(tasks).take(room));
         Ok(())
     }
 
@@ -194,13 +208,23 @@ impl RunSink for StoreRecorder {
 
     fn task_run(&self, task_run: &TaskRun) {
         let full = {
-            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut guard = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            let pending = &mut *guard;
             match pending.tasks.get_mut(&task_run.id) {
                 // Most task runs end before the flush after they began: the
-                // snapshot waiting is written over, without allocating.
+                // snapshot waiting is written over.
                 Some(waiting) => overwrite(waiting, task_run),
                 None => {
-                    pending.tasks.insert(task_run.id.clone(), task_run.clone());
+                    let (key, snapshot) = match pending.spare.pop() {
+                        Some((mut key, mut snapshot)) => {
+                            key.clone_from(&task_run.id);
+                            snapshot.id.clone_from(&task_run.id);
+                            overwrite(&mut snapshot, task_run);
+                            (key, snapshot)
+                        }
+                        None => (task_run.id.clone(), task_run.clone()),
+                    };
+                    pending.tasks.insert(key, snapshot);
                 }
             }
             pending.tasks.len() >= EARLY_FLUSH_LINES
