@@ -47,9 +47,8 @@ async fn main() {
     let store = format!("file://{}", dir.path().join("store").display());
     let mut report = Report::new("cli");
 
-    let cold: Vec<Ran> = (0..5)
-        .map(|i| weft_run(&dir.path().join(format!("cold-{i}")), &store, fixtures::EXAMPLE_ETL, &[]))
-        .collect();
+    let cold: Vec<Ran> =
+        (0..5).map(|i| weft_run(&dir.path().join(format!("cold-{i}")), &store, fixtures::EXAMPLE_ETL, &[])).collect();
     report.add(
         Figure::millis(
             "cli.run_etl_cold",
@@ -78,8 +77,7 @@ async fn main() {
         ("cli.tasks_1m", 1_000_000, "1,000,000", 3),
     ] {
         let param = format!("count={count}");
-        let runs: Vec<Ran> =
-            (0..samples).map(|_| weft_run(&home, &store, fixtures::MANY_TASKS, &[&param])).collect();
+        let runs: Vec<Ran> = (0..samples).map(|_| weft_run(&home, &store, fixtures::MANY_TASKS, &[&param])).collect();
         let rates: Vec<f64> = runs.iter().map(|r| count as f64 / r.wall.as_secs_f64()).collect();
         report.add(
             Figure::new(
@@ -98,7 +96,8 @@ async fn main() {
     let history = history_store().await;
     let listed: Vec<Ran> = (0..20)
         .map(|_| {
-            let ran = run_process(Command::new(weft_binary()).args(["runs", "ls", "--limit", "20", "--store", &history]));
+            let ran =
+                run_process(Command::new(weft_binary()).args(["runs", "ls", "--limit", "20", "--store", &history]));
             assert_eq!(ran.status, 0, "{}", ran.stderr);
             ran
         })

@@ -74,12 +74,7 @@ impl Bench {
         let jobs: Vec<Value> = inputs.into_iter().map(|input| json!({"task": name, "input": input})).collect();
         let file = self.dir.path().join(format!("{name}-{}.json", jobs.len()));
         std::fs::write(&file, json!({"jobs": jobs, "mode": "call"}).to_string()).expect("params file");
-        vec![
-            "--task".into(),
-            format!("{name}={}", task.display()),
-            "--params-file".into(),
-            file.display().to_string(),
-        ]
+        vec!["--task".into(), format!("{name}={}", task.display()), "--params-file".into(), file.display().to_string()]
     }
 }
 
@@ -93,7 +88,13 @@ fn main() {
     };
 
     let etl = Path::new(fixtures::EXAMPLE_ETL);
-    add("compare.etl", "weft-rust", "the etl example, one `weft run`", &bench.sample(etl, &[], 10), "weft run etl.wasm");
+    add(
+        "compare.etl",
+        "weft-rust",
+        "the etl example, one `weft run`",
+        &bench.sample(etl, &[], 10),
+        "weft run etl.wasm",
+    );
     let etl_python = guest_component(Language::Python, "examples/etl-python/etl.py");
     add(
         "compare.etl",

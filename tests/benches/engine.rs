@@ -53,7 +53,12 @@ fn sample(samples: usize, mut f: impl FnMut()) -> Vec<Duration> {
         .collect()
 }
 
-fn runs(engine: &Engine, flow: &FlowComponent, samples: usize, tasks: Option<(Arc<TaskComponents>, serde_json::Value)>) -> Vec<Duration> {
+fn runs(
+    engine: &Engine,
+    flow: &FlowComponent,
+    samples: usize,
+    tasks: Option<(Arc<TaskComponents>, serde_json::Value)>,
+) -> Vec<Duration> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let logs = Arc::new(DiscardLogs);
     sample(samples, || {

@@ -77,10 +77,22 @@ fn main() {
     let command = "weft run etl-python.wasm -p count=4 (built by `python3 -m weft build examples/etl-python/etl.py`)";
     let mut report = Report::new("guests");
     for (id, what, samples) in [
-        ("guests.python_first", "the etl-python example's first run on a fresh home: compiles the component", vec![first]),
+        (
+            "guests.python_first",
+            "the etl-python example's first run on a fresh home: compiles the component",
+            vec![first],
+        ),
         ("guests.python_cached", "later runs on the same home: compiled code from the local cache", later),
-        ("guests.python_code_key_first", "first run with `WEFT_CODE_KEY` set: compiles and shares the code through the store", vec![sharer]),
-        ("guests.python_code_key_fresh", "runs on fresh homes with `WEFT_CODE_KEY` (a new machine or pod): code fetched from the store and checked", fresh),
+        (
+            "guests.python_code_key_first",
+            "first run with `WEFT_CODE_KEY` set: compiles and shares the code through the store",
+            vec![sharer],
+        ),
+        (
+            "guests.python_code_key_fresh",
+            "runs on fresh homes with `WEFT_CODE_KEY` (a new machine or pod): code fetched from the store and checked",
+            fresh,
+        ),
     ] {
         report.add(Figure::millis(id, what, &samples, command).with("component_mib", (mib * 10.0).round() / 10.0));
     }

@@ -31,6 +31,9 @@ use common::report::{Figure, Report, run_process};
 use common::weft_binary;
 use emulators::{AZURITE_KEY, BUCKET};
 
+/// A store: its name, URL and options.
+type Backend<'a> = (&'a str, String, Vec<(&'a str, &'a str)>);
+
 /// The store URL as a reader would write it: the bucket, or a folder.
 fn bucket(url: &str) -> String {
     match url.strip_prefix("file://") {
@@ -45,7 +48,7 @@ fn main() {
     let s3 = &emulators::s3().endpoint;
     let azure = format!("{}/devstoreaccount1", emulators::azure().endpoint);
     let gcs = &emulators::gcs().endpoint;
-    let backends: Vec<(&str, String, Vec<(&str, &str)>)> = vec![
+    let backends: Vec<Backend> = vec![
         ("file", format!("file://{}", dir.path().join("store").display()), vec![]),
         (
             "s3",
@@ -76,7 +79,7 @@ fn main() {
         let run = || {
             let mut command = Command::new(weft_binary());
             command
-                .args(["run", fixtures::EXAMPLE_ETL, "--store", &url])
+                .args(["run", fixtures::EXAMPLE_ETL, "--store", url])
                 .env("WEFT_HOME", &home)
                 .env("WEFT_LOG", "warn,weft::store::requests=trace");
             for (key, value) in options {
@@ -128,7 +131,10 @@ fn main() {
                 &format!("store requests per day of one idle agent on the {name} store, default poll interval (1 s)"),
                 "requests/day",
                 vec![per_day(requests)],
-                &format!("WEFT_LOG=weft::store::requests=trace weft agent --store {} (30 s, scaled to a day)", bucket(url)),
+                &format!(
+                    "WEFT_LOG=weft::store::requests=trace weft agent --store {} (30 s, scaled to a day)",
+                    bucket(url)
+                ),
             )
             .with("lists_per_day", per_day(lists)),
         );

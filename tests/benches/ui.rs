@@ -74,7 +74,12 @@ async fn main() {
         ("ui.chart", "/runs/chart.svg", "the chart of the newest 300 runs"),
     ] {
         let samples = timed(&format!("{}{path}", ui.1), 30);
-        report.add(Figure::millis(id, &format!("`GET {path}`, {what}, {HISTORY} runs in the store"), &samples, COMMAND));
+        report.add(Figure::millis(
+            id,
+            &format!("`GET {path}`, {what}, {HISTORY} runs in the store"),
+            &samples,
+            COMMAND,
+        ));
     }
 
     // A live log stream: one run Running, lines written by this process.

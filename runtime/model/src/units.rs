@@ -56,6 +56,16 @@ pub fn check_memory(bytes: u64) -> Result<u64, String> {
     }
 }
 
+/// A duration for people, as tables and pages show it: `1.25s` under a
+/// minute, `3m 2s` above.
+pub fn short_duration(d: Duration) -> String {
+    if d < Duration::from_secs(60) {
+        format!("{:.2}s", d.as_secs_f64())
+    } else {
+        humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,15 +87,5 @@ mod tests {
             assert!(e.contains("from 64KiB (one WebAssembly page) to 4GiB"), "{impossible}: {e}");
         }
         assert!(parse_memory("lots").expect_err("refused").contains("invalid size `lots`"));
-    }
-}
-
-/// A duration for people, as tables and pages show it: `1.25s` under a
-/// minute, `3m 2s` above.
-pub fn short_duration(d: Duration) -> String {
-    if d < Duration::from_secs(60) {
-        format!("{:.2}s", d.as_secs_f64())
-    } else {
-        humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
     }
 }

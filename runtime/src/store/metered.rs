@@ -42,9 +42,10 @@ impl fmt::Display for Metered {
 /// prints every request a command makes).
 fn count<T>(operation: &'static str, result: &Result<T>) {
     metrics::counter!(STORE_REQUESTS, "operation" => operation).increment(1);
-    let failed = result.as_ref().err().filter(|e| {
-        !matches!(e, object_store::Error::NotFound { .. } | object_store::Error::AlreadyExists { .. })
-    });
+    let failed = result
+        .as_ref()
+        .err()
+        .filter(|e| !matches!(e, object_store::Error::NotFound { .. } | object_store::Error::AlreadyExists { .. }));
     tracing::trace!(target: "weft::store::requests", operation, failed = failed.is_some(), "store request");
     if failed.is_some() {
         metrics::counter!(STORE_ERRORS, "operation" => operation).increment(1);

@@ -136,7 +136,6 @@ pub fn deploy_hello(store: &str, home: &Path) {
     assert!(deployed.status.success(), "{}", String::from_utf8_lossy(&deployed.stderr));
 }
 
-
 /// How many finished runs the history store holds.
 pub const HISTORY: usize = 100_000;
 
@@ -185,4 +184,3 @@ pub async fn history_store() -> String {
     eprintln!("made {HISTORY} runs in {:.1?}", started.elapsed());
     url
 }
-

@@ -196,9 +196,7 @@ pub fn render() {
         .expect("write results.json");
 }
 
-const KNOWN: &[&str] = &[
-    "id", "what", "unit", "samples", "median", "p95", "min", "max", "command", "system",
-];
+const KNOWN: &[&str] = &["id", "what", "unit", "samples", "median", "p95", "min", "max", "command", "system"];
 
 fn row(figure: &Value) -> String {
     let unit = figure["unit"].as_str().unwrap_or_default();
@@ -314,6 +312,8 @@ pub struct Ran {
 
 /// Runs `command` to its end, with its output in files (however much it
 /// writes), and returns its wall time and peak RSS (from `wait4`).
+// The child is reaped by `wait4`, which `Child::wait` cannot do.
+#[allow(clippy::zombie_processes)]
 pub fn run_process(command: &mut Command) -> Ran {
     let out = tempfile::tempfile().expect("temp file");
     let err = tempfile::tempfile().expect("temp file");
