@@ -23,6 +23,8 @@ use crate::ui::{UiProcess, deployments_yaml};
 struct Browser {
     driver: Child,
     client: Client,
+    /// Chromium's profile: removed after the session and the driver end.
+    _profile: tempfile::TempDir,
 }
 
 impl Browser {
@@ -72,10 +74,7 @@ impl Browser {
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
-        // The profile lives as long as the session: chromium is gone by the
-        // time the directory is removed at the end of the test process.
-        std::mem::forget(profile);
-        Browser { driver, client: client.expect("a browser session on chromedriver") }
+        Browser { driver, client: client.expect("a browser session on chromedriver"), _profile: profile }
     }
 
     async fn goto(&self, url: &str) {
@@ -142,7 +141,9 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // Chromium goes with its driver, before the profile's files do.
         let _ = self.driver.kill();
+        let _ = self.driver.wait();
     }
 }
 

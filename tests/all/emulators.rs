@@ -22,7 +22,8 @@ pub(crate) struct Emulator {
     pub record: Option<PathBuf>,
     /// Held open for the life of the process; closing it stops the emulator.
     _lifeline: Mutex<ChildStdin>,
-    /// The watching shell; it ends with the emulator.
+    /// The watching shell; it ends with the emulator and removes its folder
+    /// (the emulator is a static, never dropped).
     _shell: Mutex<Child>,
     _dir: tempfile::TempDir,
 }
@@ -86,9 +87,10 @@ fn start_program(
     let quoted: Vec<String> = command.iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))).collect();
     let log = dir.path().join("emulator.log");
     let script = format!(
-        "{} </dev/null >'{}' 2>&1 & pid=$!; cat >/dev/null; kill $pid 2>/dev/null; wait $pid",
+        "{} </dev/null >'{}' 2>&1 & pid=$!; cat >/dev/null; kill $pid 2>/dev/null; wait $pid; rm -rf '{}'",
         quoted.join(" "),
-        log.display()
+        log.display(),
+        dir.path().display()
     );
     let mut child = Command::new("sh")
         .arg("-c")

@@ -35,7 +35,7 @@ mod tasks;
 mod ui;
 mod wit_versions;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -133,11 +133,34 @@ pub(crate) fn weft() -> Command {
     let path = weft_path();
     // Runs are recorded in the store: unless a test says otherwise, in a
     // directory of this test process, never in the user's ~/.weft.
-    static HOME: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let home = HOME.get_or_init(|| tempfile::tempdir().expect("tempdir"));
     let mut command = Command::new(path);
-    command.env_remove("WEFT_LOG").env_remove("WEFT_STORE").env("WEFT_HOME", home.path());
+    command.env_remove("WEFT_LOG").env_remove("WEFT_STORE").env("WEFT_HOME", test_home());
     command
+}
+
+/// The `WEFT_HOME` of this test process: `<target>/tmp/weft-homes/<pid>`.
+/// A static is never dropped, so a process cannot remove its own home; the
+/// next test process removes the homes of processes that are gone, which
+/// also covers a run that was killed.
+fn test_home() -> &'static Path {
+    static HOME: OnceLock<PathBuf> = OnceLock::new();
+    HOME.get_or_init(|| {
+        let homes = Path::new(env!("CARGO_TARGET_TMPDIR")).join("weft-homes");
+        if cfg!(target_os = "linux") {
+            for entry in std::fs::read_dir(&homes).into_iter().flatten().flatten() {
+                let name = entry.file_name();
+                let gone = name.to_str().is_some_and(|pid| !Path::new("/proc").join(pid).exists());
+                if gone {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        // An earlier process may have had this pid.
+        let home = homes.join(std::process::id().to_string());
+        let _ = std::fs::remove_dir_all(&home);
+        std::fs::create_dir_all(&home).unwrap_or_else(|e| panic!("create {}: {e}", home.display()));
+        home
+    })
 }
 
 /// Runs the binary and returns its output.
