@@ -142,12 +142,61 @@ pub mod rfc3339 {
 
     /// Writes a time as RFC 3339.
     pub fn serialize<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_rfc3339_millis(*time))
+        with_text(*time, |text| s.serialize_str(text))
+    }
+
+    /// Calls `f` with `time` as RFC 3339 text. A run writes many snapshots
+    /// and lines within one millisecond, so each thread keeps the last text
+    /// it made and reuses it for the same millisecond.
+    pub fn with_text<R>(time: SystemTime, f: impl FnOnce(&str) -> R) -> R {
+        use std::cell::RefCell;
+        use std::fmt::Write as _;
+
+        thread_local! {
+            static LAST: RefCell<(u128, String)> = const { RefCell::new((0, String::new())) };
+        }
+        let Ok(since) = time.duration_since(SystemTime::UNIX_EPOCH) else {
+            return f(&humantime::format_rfc3339_millis(time).to_string());
+        };
+        let millis = since.as_millis();
+        LAST.with_borrow_mut(|(last, text)| {
+            if *last != millis || text.is_empty() {
+                text.clear();
+                let _ = write!(text, "{}", humantime::format_rfc3339_millis(time));
+                *last = millis;
+            }
+            f(text)
+        })
     }
 
     /// Reads an RFC 3339 time.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
         let text = String::deserialize(d)?;
         humantime::parse_rfc3339_weak(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::rfc3339::with_text;
+
+    #[test]
+    fn a_time_reads_the_same_whether_its_millisecond_was_written_before_or_not() {
+        let base = SystemTime::UNIX_EPOCH + Duration::from_millis(1_796_000_000_123);
+        let times = [
+            base,
+            base + Duration::from_micros(400),
+            base + Duration::from_millis(1),
+            base,
+            SystemTime::UNIX_EPOCH,
+            base + Duration::from_secs(86_400 * 400),
+        ];
+        for time in times {
+            let expected = humantime::format_rfc3339_millis(time).to_string();
+            assert_eq!(with_text(time, str::to_owned), expected);
+        }
+        assert_eq!(with_text(base + Duration::from_micros(400), str::to_owned), "2026-11-30T00:53:20.123Z");
     }
 }

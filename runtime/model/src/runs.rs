@@ -217,7 +217,7 @@ pub(super) mod optional_time {
 
     pub fn serialize<S: Serializer>(time: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
         match time {
-            Some(t) => s.collect_str(&humantime::format_rfc3339_millis(*t)),
+            Some(t) => crate::logs::rfc3339::with_text(*t, |text| s.serialize_str(text)),
             None => s.serialize_none(),
         }
     }

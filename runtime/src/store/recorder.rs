@@ -2,7 +2,6 @@
 //! buffered in memory, flushed as chunks on a timer, when a buffer grows
 //! large, and at the end. Never one object per line.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -11,6 +10,11 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::{Store, StoreError};
+
+/// Task run snapshots by id, in the order they came: nearly the order the
+/// task runs began, which chunks are sorted by. Ids are weft's own, so a
+/// fast hash is safe.
+type Snapshots = indexmap::IndexMap<String, TaskRun, foldhash::fast::RandomState>;
 use crate::model::{LogLine, RoomWait, RunSink, TaskRun};
 
 /// Lines (or task run snapshots) buffered before a flush is started early,
@@ -46,13 +50,13 @@ pub struct StoreRecorder {
 struct Pending {
     logs: Vec<LogLine>,
     /// The latest snapshot of each task run changed since the last flush.
-    tasks: HashMap<String, TaskRun>,
+    tasks: Snapshots,
     /// Written snapshots (and their keys), written over by the next ones:
     /// a run making millions of task runs allocates none for them here,
     /// nor frees on one thread what it allocated on another.
     spare: Vec<(String, TaskRun)>,
     /// An empty map with room, swapped in for `tasks` by a flush.
-    spare_map: HashMap<String, TaskRun>,
+    spare_map: Snapshots,
 }
 
 #[derive(Default)]
@@ -111,7 +115,7 @@ impl StoreRecorder {
             let empty = std::mem::take(&mut pending.spare_map);
             (std::mem::take(&mut pending.logs), std::mem::replace(&mut pending.tasks, empty))
         };
-        let (keys, mut tasks): (Vec<String>, Vec<TaskRun>) = taken.drain().unzip();
+        let (keys, mut tasks): (Vec<String>, Vec<TaskRun>) = taken.drain(..).unzip();
         tasks.sort_by(|a, b| a.started.cmp(&b.started).then_with(|| a.id.cmp(&b.id)));
         // Chunks of at most EARLY_FLUSH_LINES entries each, so that readers
         // never load a huge one.
