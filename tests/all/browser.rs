@@ -5,6 +5,7 @@
 //! Needs Debian's `chromium` and `chromium-driver` (`make test` installs
 //! them); `WEFT_TEST_CHROMIUM` and `WEFT_TEST_CHROMEDRIVER` point elsewhere.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -32,7 +33,10 @@ impl Browser {
         let chromedriver = std::env::var("WEFT_TEST_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
         let chromium = std::env::var("WEFT_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
         let port = free_port();
+        // Its own process group, with the chromium it starts: a test that
+        // fails before closing its session leaves no browser behind.
         let driver = Command::new(&chromedriver)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -132,17 +136,16 @@ impl Browser {
         std::fs::write(folder.join(format!("{name}.png")), png).expect("write screenshot");
     }
 
-    async fn close(mut self) {
+    async fn close(self) {
         let _ = self.client.clone().close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
     }
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // Chromium goes with its driver, before the profile's files do.
-        let _ = self.driver.kill();
+        // The driver and every chromium process go before the profile does.
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
         let _ = self.driver.wait();
     }
 }
