@@ -380,11 +380,18 @@ impl Store {
                 Some(seq) => seq,
                 None => self.list_names(folder).await?.iter().filter_map(|n| parse_seq(n)).max().map_or(1, |s| s + 1),
             };
-            if self.create(&format!("{folder}/{}", seq_name(seq, "jsonl")), text.clone()).await? {
+            let path = format!("{folder}/{}", seq_name(seq, "jsonl"));
+            if self.create(&path, text.clone()).await? {
                 *next = Some(seq + 1);
                 return Ok(());
             }
-            // Another writer took this number: look again.
+            // The number is taken: by this very chunk, when an earlier try
+            // was written but its answer lost (written again, its entries
+            // would be read twice), or by another writer: look again.
+            if self.get(&path).await?.is_some_and(|there| there == text) {
+                *next = Some(seq + 1);
+                return Ok(());
+            }
             *next = None;
         }
     }
@@ -672,5 +679,27 @@ mod tests {
 
         assert_eq!(store.task_runs("run").await.expect("all").len(), 7);
         assert_eq!(store.read_task_runs("none").await.expect("no run").counts().total(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_chunk_written_again_after_its_answer_was_lost_is_stored_once() {
+        use State::{Completed, Running};
+        let store = Store::open("memory://", &[]).expect("store");
+        let first = [snapshot("a", Completed, 0), snapshot("b", Running, 1)];
+        let mut next = None;
+        store.append_task_runs("run", &first, &mut next).await.expect("append");
+        // The store wrote the chunk but the writer never heard: it tries
+        // again under the same number.
+        let mut retry = Some(1);
+        store.append_task_runs("run", &first, &mut retry).await.expect("retry");
+        assert_eq!(retry, next, "the retry goes on after the chunk it found");
+        // Another writer's chunk under a taken number goes after it.
+        let mut other = Some(1);
+        store.append_task_runs("run", &[snapshot("b", Completed, 1)], &mut other).await.expect("another chunk");
+        assert_eq!(other, Some(3));
+
+        let tasks = store.read_task_runs("run").await.expect("read");
+        assert_eq!(tasks.counts().to_string(), "2 Completed");
+        assert_eq!(store.task_runs("run").await.expect("all").len(), 2);
     }
 }
